@@ -1,0 +1,236 @@
+"""Attention, as the seed note computes it, shared by the encoder, decoder and encoder-decoder families.
+
+    attn = MultiHeadAttention(config, layer_idx=0, is_causal=True)
+    out, weights = attn(hidden_states, attention_mask=mask)      # out: (B, T, C), weights: (B, H, T, S)
+
+The word vectors X (T rows) are multiplied by Wq, Wk, Wv to give Q, K, V; A = Q K^T scores every pair of
+tokens (an inner product: related vectors score high, orthogonal ones zero); dividing by sqrt(d) brings
+the variance of the scores back to 1 so that softmax does not saturate; a row-wise softmax gives A'; and
+A' V has T rows again: each token's vector corrected by its context. Multi-head attention runs H of these
+side by side on slices of width D = C / H and concatenates the results.
+
+This file is copied into every checkpoint (``trust_remote_code``): standard library, torch and
+transformers only.
+
+Shape legend: B batch, T query length, S key length, H heads, D head dim, C hidden size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers.cache_utils import EncoderDecoderCache
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+__all__ = [
+    "eager_attention_forward",
+    "MultiHeadAttention",
+    "sinusoidal_position_encoding",
+    "RotaryEmbedding",
+    "apply_rotary_pos_emb",
+    "check_input_ids",
+]
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    r"""Scaled dot-product attention written out step by step: ``softmax(Q K^T / sqrt(d)) V``.
+
+    This is the reference implementation (``attn_implementation="eager"``); sdpa, flex and flash are
+    drop-ins with the same signature from transformers' attention interface.
+
+    Args:
+        module: the calling attention module (read for ``training``).
+        query (`torch.Tensor` of shape `(B, H, T, D)`): Q.
+        key (`torch.Tensor` of shape `(B, H, S, D)`): K.
+        value (`torch.Tensor` of shape `(B, H, S, D)`): V.
+        attention_mask (`torch.Tensor`, *optional*): added to the scores, shape broadcastable to `(B, H, T, S)`:
+            0 where a query may look, a very large negative number where it may not (transformers'
+            ``create_causal_mask`` / ``create_bidirectional_mask`` build it). A boolean mask (True = look) is
+            accepted too.
+        scaling (`float`, *optional*): defaults to ``1 / sqrt(D)``.
+        dropout (`float`): dropout probability on A' (applied only in training).
+
+    Returns:
+        `(output, weights)`: output of shape `(B, T, H, D)` and the attention weights A' of shape `(B, H, T, S)`.
+    """
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    scores = torch.matmul(query, key.transpose(-2, -1))  # A = Q K^T: (B, H, T, S)
+    scores = scores * scaling  # divide by sqrt(d): scores back to unit variance
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            # finfo.min, not -inf: a row with every key masked gives uniform weights, never NaN
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + attention_mask
+    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # A', row-wise
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value)  # A' V: (B, H, T, D)
+    return output.transpose(1, 2).contiguous(), weights  # (B, T, H, D)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate ``q_proj``, ``k_proj``, ``v_proj`` and ``o_proj``.
+
+    One class serves self-attention (``key_value_states=None``) and cross-attention (keys and values from
+    the encoder's ``key_value_states``), as in BART. ``is_causal`` is set explicitly on every instance:
+    transformers' sdpa and flash paths read it.
+
+    Args:
+        config: a w2vformer config (reads ``hidden_size``, ``num_attention_heads``, ``attention_dropout``,
+            ``attention_bias`` and ``_attn_implementation``).
+        layer_idx (`int`): index of the layer, the key into the KV cache.
+        is_causal (`bool`): True for decoder self-attention, False for encoder and cross-attention.
+    """
+
+    def __init__(self, config, layer_idx: int, is_causal: bool):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.is_causal = is_causal
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        bias = getattr(config, "attention_bias", True)
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        key_value_states: torch.Tensor | None = None,
+        past_key_values=None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Args:
+            hidden_states (`torch.Tensor` of shape `(B, T, C)`): the queries' token vectors.
+            attention_mask: additive mask for `(B, 1, T, S)` (or whatever the chosen kernel takes).
+            key_value_states (`torch.Tensor` of shape `(B, S, C)`, *optional*): encoder output for cross-attention.
+            past_key_values: a transformers ``Cache`` (``DynamicCache``/``StaticCache``, or
+                ``EncoderDecoderCache`` in a seq2seq decoder).
+            position_embeddings: rotary ``(cos, sin)``, each `(B, T, D)`, applied to Q and K of self-attention.
+
+        Returns:
+            `(output, weights)`: `(B, T, C)` and A' `(B, H, T, S)` (None for kernels that do not return it).
+        """
+        is_cross = key_value_states is not None
+        hidden_shape = (*hidden_states.shape[:-1], -1, self.head_dim)
+        query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)  # (B, H, T, D)
+
+        cache = past_key_values
+        reuse_cross = False
+        if isinstance(past_key_values, EncoderDecoderCache):
+            cache = past_key_values.cross_attention_cache if is_cross else past_key_values.self_attention_cache
+            reuse_cross = is_cross and past_key_values.is_updated.get(self.layer_idx, False)
+
+        if reuse_cross:
+            # the encoder output does not change while generating: its K and V were computed at step one
+            key = cache.layers[self.layer_idx].keys
+            value = cache.layers[self.layer_idx].values
+        else:
+            source = key_value_states if is_cross else hidden_states
+            kv_shape = (*source.shape[:-1], -1, self.head_dim)
+            key = self.k_proj(source).view(kv_shape).transpose(1, 2)  # (B, H, S, D)
+            value = self.v_proj(source).view(kv_shape).transpose(1, 2)
+            if position_embeddings is not None and not is_cross:
+                query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
+            if cache is not None:
+                key, value = cache.update(key, value, self.layer_idx)
+                if is_cross:
+                    past_key_values.is_updated[self.layer_idx] = True
+
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        output, weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            **kwargs,
+        )
+        output = output.reshape(*hidden_states.shape[:-1], -1).contiguous()  # merge heads: (B, T, C)
+        return self.o_proj(output), weights
+
+
+def sinusoidal_position_encoding(position_ids: torch.Tensor, dim: int, dtype=torch.float32) -> torch.Tensor:
+    """The original Transformer's positions (Vaswani et al. 2017, section 3.5), computed on the fly.
+
+        PE(pos, 2i)   = sin(pos / 10000^(2i / dim))
+        PE(pos, 2i+1) = cos(pos / 10000^(2i / dim))
+
+    Computed from ``position_ids`` at every call (no buffer), so any length works.
+
+    Args:
+        position_ids (`torch.LongTensor` of shape `(B, T)`).
+        dim (`int`): the hidden size C (even or odd).
+
+    Returns:
+        `torch.Tensor` of shape `(B, T, C)`.
+    """
+    half = (dim + 1) // 2
+    inv_freq = torch.exp(
+        torch.arange(half, device=position_ids.device, dtype=torch.float32) * (-2.0 * math.log(10000.0) / dim)
+    )
+    angles = position_ids.to(torch.float32).unsqueeze(-1) * inv_freq  # (B, T, ceil(C/2))
+    pe = torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # interleave: sin at 2i, cos at 2i+1
+    return pe[..., :dim].to(dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021): returns ``(cos, sin)`` for given positions.
+
+    Positions are relative by construction, so any length works. No buffers (meta-device loading safe).
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        self.head_dim = head_dim
+        self.base = base
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: x: any tensor of the target dtype/device; position_ids `(B, T)`. Returns cos, sin `(B, T, D)`."""
+        inv_freq = 1.0 / (
+            self.base ** (torch.arange(0, self.head_dim, 2, device=x.device, dtype=torch.float32) / self.head_dim)
+        )
+        freqs = position_ids.to(torch.float32).unsqueeze(-1) * inv_freq  # (B, T, D/2)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (B, T, D)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    """Rotate Q and K (`(B, H, T, D)`) by their positions' angles (cos, sin `(B, T, D)`)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, D)
+    return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+
+
+def check_input_ids(input_ids: torch.Tensor | None, vocab_size: int) -> None:
+    """Raise a clear ``ValueError`` for a token id outside ``[0, vocab_size)`` (instead of an index error
+    deep inside torch, or a device-side assert on GPU)."""
+    if input_ids is None or input_ids.numel() == 0:
+        return
+    if torch.compiler.is_compiling():  # data-dependent check: skip inside torch.compile graphs
+        return
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = high if high >= vocab_size else low
+        raise ValueError(
+            f"input_ids contains token id {bad}, outside the vocabulary of size {vocab_size} "
+            f"(valid ids are 0..{vocab_size - 1}); check that the tokenizer matches the model, or call "
+            f"model.resize_token_embeddings(len(tokenizer))"
+        )

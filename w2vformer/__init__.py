@@ -1,0 +1,46 @@
+"""w2vformer: from words to attention.
+
+A tokenizer turns text into ids; Word2Vec (CBOW and skip-gram) learns the embedding matrix from raw
+text; encoder-only, decoder-only and encoder-decoder transformers start from those vectors and learn,
+through attention, how context corrects each word's dictionary meaning. Every model is a
+``transformers`` model.
+
+``import w2vformer`` registers every config and model class with the transformers Auto classes, so
+``AutoModel.from_pretrained(folder)`` works on our checkpoints without ``trust_remote_code``. Public
+names (``w2vformer.WordVectors``, ``w2vformer.DecoderForCausalLM``, ...) are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (relative to this package). Each part adds its own names.
+_EXPORTS: dict[str, str] = {
+    "atomic_write": "._io",
+    "atomic_dir": "._io",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'w2vformer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def _register() -> None:
+    from .modeling import AUTO_CLASSES, register_auto_classes
+
+    if AUTO_CLASSES:
+        register_auto_classes()
+
+
+_register()

@@ -1,0 +1,95 @@
+"""Crash-safe writes: everything the package writes goes to a temporary name and is renamed into place.
+
+A reader (or a user whose job was killed) then finds either the old file or the new one, never a torn one.
+
+    with atomic_write("vectors.bin", "wb") as f:
+        f.write(data)
+
+    with atomic_dir("out/model") as tmp:       # tmp is an empty sibling folder
+        model.save_pretrained(tmp)              # renamed to out/model on success only
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+__all__ = ["atomic_write", "atomic_dir", "check_input_files"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success fsync it and rename it over ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "b" not in mode and encoding is None:
+        encoding = "utf-8"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path``.
+
+    If ``path`` exists it is moved aside first and removed only after the new folder is in place, so
+    at every instant either the old or the new complete folder is at ``path``. On an exception the
+    temporary folder is deleted and ``path`` is untouched.
+
+    Args:
+        path: the final folder.
+        overwrite: if False and ``path`` exists and is not empty, raise ``FileExistsError`` up front.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{str(path)!r} exists and is a file; choose a folder path for the output")
+    if not overwrite and path.exists() and any(path.iterdir()):
+        raise FileExistsError(f"{str(path)!r} exists and is not empty; pass overwrite=True or choose another folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        os.rmdir(old)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_input_files(paths) -> list[Path]:
+    """Return ``paths`` as a list of existing files, or raise ``FileNotFoundError`` naming the first missing one."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise FileNotFoundError(f"input file {str(p)!r} does not exist; check the path")
+        if p.is_dir():
+            raise IsADirectoryError(f"input {str(p)!r} is a folder; pass the text files inside it")
+        out.append(p)
+    if not out:
+        raise ValueError("no input files given; pass at least one text file")
+    return out
