@@ -14,6 +14,7 @@ import importlib
 # model_type -> (configuration module, config class, {Auto class name: (modeling module, model class)})
 # Each family adds its own entry.
 AUTO_CLASSES: dict[str, tuple[str, str, dict[str, tuple[str, str]]]] = {
+    "w2vformer_word2vec": ("configuration_word2vec", "Word2VecConfig", {"AutoModel": ("modeling_word2vec", "Word2VecModel")}),
 }
 
 

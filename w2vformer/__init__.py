@@ -20,6 +20,14 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "atomic_write": "._io",
     "atomic_dir": "._io",
+    "Word2VecConfig": ".modeling.configuration_word2vec",
+    "Word2VecModel": ".modeling.modeling_word2vec",
+    "build_huffman_tree": ".modeling.modeling_word2vec",
+    "WordVectors": ".keyedvectors",
+    "Word2VecDataset": ".training.word2vec_data",
+    "Word2VecCollator": ".training.word2vec_data",
+    "count_tokens": ".training.word2vec_data",
+    "word2vec_optimizer": ".training.word2vec_data",
 }
 
 
