@@ -28,6 +28,13 @@ _EXPORTS: dict[str, str] = {
     "Word2VecCollator": ".training.word2vec_data",
     "count_tokens": ".training.word2vec_data",
     "word2vec_optimizer": ".training.word2vec_data",
+    "DecoderConfig": ".modeling.configuration_decoder",
+    "DecoderModel": ".modeling.modeling_decoder",
+    "DecoderForCausalLM": ".modeling.modeling_decoder",
+    "Seq2SeqConfig": ".modeling.configuration_seq2seq",
+    "Seq2SeqModel": ".modeling.modeling_seq2seq",
+    "Seq2SeqForConditionalGeneration": ".modeling.modeling_seq2seq",
+    "Seq2SeqGenerationPipeline": ".pipelines",
 }
 
 
