@@ -31,10 +31,6 @@ _EXPORTS: dict[str, str] = {
     "DecoderConfig": ".modeling.configuration_decoder",
     "DecoderModel": ".modeling.modeling_decoder",
     "DecoderForCausalLM": ".modeling.modeling_decoder",
-    "Seq2SeqConfig": ".modeling.configuration_seq2seq",
-    "Seq2SeqModel": ".modeling.modeling_seq2seq",
-    "Seq2SeqForConditionalGeneration": ".modeling.modeling_seq2seq",
-    "Seq2SeqGenerationPipeline": ".pipelines",
 }
 
 
