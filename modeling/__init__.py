@@ -41,3 +41,8 @@ def register_auto_classes() -> None:
             model_cls = _load(model_module, model_name)
             getattr(transformers, auto_name).register(config_cls, model_cls, exist_ok=True)
             model_cls.register_for_auto_class(auto_name)
+    # Every save of a w2vformer config (hence of a model) lists all the Auto classes of its family in
+    # auto_map, not only the saved class (w2vformer/hub.py).
+    from w2vformer.hub import install_auto_map_hooks
+
+    install_auto_map_hooks()
