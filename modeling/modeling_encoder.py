@@ -239,11 +239,12 @@ class EncoderModel(EncoderPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.embed_tokens = value
 
-    def _check_inputs(self, input_ids, inputs_embeds, token_type_ids, position_ids, length: int) -> None:
+    def _check_inputs(self, input_ids, inputs_embeds, token_type_ids, position_ids) -> None:
         """Clear errors for inputs that would otherwise fail deep inside torch (or silently on GPU)."""
         config = self.config
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        length = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
         check_input_ids(input_ids, config.vocab_size)
         if config.position_embedding_type == "learned":
             longest = length if position_ids is None else int(position_ids.max()) + 1
@@ -289,8 +290,8 @@ class EncoderModel(EncoderPreTrainedModel):
             the model has a pooler, ``hidden_states`` (embeddings + one per layer, each `(B, T, C)`) and
             ``attentions`` (one A' per layer, `(B, H, T, T)`, eager attention only) when asked for.
         """
+        self._check_inputs(input_ids, inputs_embeds, token_type_ids, position_ids)
         batch, length = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
-        self._check_inputs(input_ids, inputs_embeds, token_type_ids, position_ids, length)
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, batch, length, device)
