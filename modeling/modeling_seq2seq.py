@@ -604,7 +604,8 @@ class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             **kwargs,
         )
-        logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias.to(outputs.last_hidden_state.dtype)
+        logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+        logits = logits + self.final_logits_bias.to(logits.dtype)
 
         loss = None
         if labels is not None:
