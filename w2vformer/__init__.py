@@ -31,6 +31,10 @@ _EXPORTS: dict[str, str] = {
     "DecoderConfig": ".modeling.configuration_decoder",
     "DecoderModel": ".modeling.modeling_decoder",
     "DecoderForCausalLM": ".modeling.modeling_decoder",
+    "Seq2SeqConfig": ".modeling.configuration_seq2seq",
+    "Seq2SeqModel": ".modeling.modeling_seq2seq",
+    "Seq2SeqForConditionalGeneration": ".modeling.modeling_seq2seq",
+    "Seq2SeqGenerationPipeline": ".pipelines",
 }
 
 
@@ -52,6 +56,10 @@ def _register() -> None:
 
     if AUTO_CLASSES:
         register_auto_classes()
+
+    from .pipelines import register_pipelines  # "seq2seq-generation" (transformers 5 dropped text2text)
+
+    register_pipelines()
 
 
 _register()
