@@ -86,7 +86,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], *, reverse: bool = F
 
     Returns:
         The renamed state dict. Stock -> ours drops ``cls.predictions.bias`` (BERT's tied copy of the decoder
-        bias; checked equal) and saved ``position_ids``/``token_type_ids`` buffers. Ours -> stock writes that
+        bias; with untied embeddings it is a separate parameter that BERT's forward never reads) and saved ``position_ids``/``token_type_ids`` buffers. Ours -> stock writes that
         bias copy back, and a zero token-type row when our model has none (``type_vocab_size=0``: adding a zero
         vector is exactly what no token types means).
 
@@ -110,11 +110,8 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], *, reverse: bool = F
     if unknown:
         direction = "ours -> BERT" if reverse else "BERT -> ours"
         raise ValueError(f"convert_state_dict ({direction}): no rename rule for {sorted(unknown)}")
-    if not reverse and STOCK_MLM_BIAS in state_dict:
-        if "lm_head.out_proj.bias" not in converted:
-            converted["lm_head.out_proj.bias"] = state_dict[STOCK_MLM_BIAS]
-        elif not torch.equal(converted["lm_head.out_proj.bias"], state_dict[STOCK_MLM_BIAS]):
-            raise ValueError("cls.predictions.bias and cls.predictions.decoder.bias differ; BERT ties them")
+    if not reverse and STOCK_MLM_BIAS in state_dict and "lm_head.out_proj.bias" not in converted:
+        converted["lm_head.out_proj.bias"] = state_dict[STOCK_MLM_BIAS]
     if reverse:
         if "cls.predictions.decoder.bias" in converted:
             converted[STOCK_MLM_BIAS] = converted["cls.predictions.decoder.bias"]
