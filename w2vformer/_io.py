@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_dir", "check_input_files"]
+__all__ = ["atomic_write", "atomic_dir", "check_input_files", "publish_files"]
 
 
 @contextlib.contextmanager
@@ -93,3 +93,23 @@ def check_input_files(paths) -> list[Path]:
     if not out:
         raise ValueError("no input files given; pass at least one text file")
     return out
+
+
+def publish_files(src_dir: str | os.PathLike, dst_dir: str | os.PathLike) -> list[Path]:
+    """Move every file of ``src_dir`` into ``dst_dir`` (created if needed), each by an atomic rename.
+
+    For outputs that must live in a folder which also holds other things (a training run's folder with its
+    ``checkpoints/``): each published file appears whole or not at all. ``src_dir`` should be a temporary
+    folder on the same filesystem (e.g. made with ``tempfile.mkdtemp(dir=dst_dir)``); it is removed.
+    """
+    src, dst = Path(src_dir), Path(dst_dir)
+    dst.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for f in sorted(src.rglob("*")):
+        if f.is_file():
+            target = dst / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, target)
+            moved.append(target)
+    shutil.rmtree(src, ignore_errors=True)
+    return moved
