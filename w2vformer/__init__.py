@@ -35,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "Seq2SeqModel": ".modeling.modeling_seq2seq",
     "Seq2SeqForConditionalGeneration": ".modeling.modeling_seq2seq",
     "Seq2SeqGenerationPipeline": ".pipelines",
+    "train_tokenizer": ".tokenization.trainer",
+    "save_tokenizer": ".tokenization.trainer",
+    "demo_corpus_path": ".tokenization.corpus",
+    "iter_text_lines": ".tokenization.corpus",
 }
 
 
