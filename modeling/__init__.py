@@ -17,6 +17,7 @@ AUTO_CLASSES: dict[str, tuple[str, str, dict[str, tuple[str, str]]]] = {
     "w2vformer_word2vec": ("configuration_word2vec", "Word2VecConfig", {"AutoModel": ("modeling_word2vec", "Word2VecModel")}),
     "w2vformer_decoder": ("configuration_decoder", "DecoderConfig", {"AutoModel": ("modeling_decoder", "DecoderModel"), "AutoModelForCausalLM": ("modeling_decoder", "DecoderForCausalLM")}),
     "w2vformer_seq2seq": ("configuration_seq2seq", "Seq2SeqConfig", {"AutoModel": ("modeling_seq2seq", "Seq2SeqModel"), "AutoModelForSeq2SeqLM": ("modeling_seq2seq", "Seq2SeqForConditionalGeneration")}),
+    "w2vformer_encoder": ("configuration_encoder", "EncoderConfig", {"AutoModel": ("modeling_encoder", "EncoderModel"), "AutoModelForMaskedLM": ("modeling_encoder", "EncoderForMaskedLM"), "AutoModelForSequenceClassification": ("modeling_encoder", "EncoderForSequenceClassification"), "AutoModelForTokenClassification": ("modeling_encoder", "EncoderForTokenClassification")}),
 }
 
 
