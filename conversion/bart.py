@@ -10,6 +10,10 @@ BART is our encoder-decoder with these options: learned positions looked up at `
 GELU, LayerNorm eps 1e-5, an output layer without bias plus a ``final_logits_bias`` buffer, and no final
 LayerNorm. The module names are BART's, so the state dict differs only in the attention output projection
 (BART ``out_proj``, ours ``o_proj``).
+
+One deliberate difference: our positions follow the attention mask, so a left-padded sequence gets the same
+positions as the unpadded one; stock BART counts the padding too. Outputs are identical for unpadded and
+right-padded inputs (BART's tokenizer pads on the right).
 """
 
 from __future__ import annotations

@@ -425,6 +425,7 @@ class Seq2SeqModel(Seq2SeqPreTrainedModel):
         "encoder.embed_tokens.weight": "shared.weight",
         "decoder.embed_tokens.weight": "shared.weight",
     }
+    _keys_to_ignore_on_load_unexpected = [r"final_logits_bias"]  # loading the base of an LM-head checkpoint
 
     def __init__(self, config: Seq2SeqConfig):
         super().__init__(config)

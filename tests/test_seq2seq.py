@@ -413,8 +413,9 @@ def test_bf16_autocast_on_cpu():
 def test_seq2seq_trainer_two_steps_with_grad_accumulation_and_predict_with_generate(tmp_path):
     tokenizer = make_tokenizer()
     model = make_model(vocab_size=len(tokenizer), dropout=0.0)
-    pairs = [("the cat sat on the mat", "a cat sat"), ("the dog ran", "the big red dog ran under a rug"),
-             ("a small blue cat", "cat"), ("the rug", "the big mat on a red rug")]
+    # target lengths 2, 9, 3, 4 tokens: no two pairs hold the same number of label tokens
+    pairs = [("the cat sat on the mat", "cat"), ("the dog ran", "the big red dog ran under a rug"),
+             ("a small blue cat", "a cat"), ("the rug", "the big mat")]
     examples = [{"input_ids": tokenizer(s)["input_ids"], "labels": tokenizer(t)["input_ids"]} for s, t in pairs]
     collator = DataCollatorForSeq2Seq(tokenizer, model=model)
 
@@ -424,6 +425,11 @@ def test_seq2seq_trainer_two_steps_with_grad_accumulation_and_predict_with_gener
         logits = model(input_ids=full["input_ids"], attention_mask=full["attention_mask"],
                        decoder_input_ids=full["decoder_input_ids"]).logits
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), full["labels"].flatten(), ignore_index=-100).item()
+    # the mean of the two micro-batch means (the bug to catch) is far from it, whichever way the examples pair up
+    for first in ([0, 1], [0, 2], [0, 3]):
+        second = [i for i in range(4) if i not in first]
+        means = [model(**collator([examples[i] for i in half])).loss.item() for half in (first, second)]
+        assert abs(sum(means) / 2 - expected) > 1e-3
 
     args = Seq2SeqTrainingArguments(
         output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=2, max_steps=2,
@@ -435,7 +441,7 @@ def test_seq2seq_trainer_two_steps_with_grad_accumulation_and_predict_with_gener
     trainer.train()
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert len(losses) == 2
-    assert abs(losses[0] - expected) < 1e-3, (losses[0], expected)
+    assert abs(losses[0] - expected) < 1e-5, (losses[0], expected)
     prediction = trainer.predict(examples)
     generated = torch.as_tensor(prediction.predictions)
     # generation stops at generation_max_length=8; the trainer pads its output to the generation config's max_length
