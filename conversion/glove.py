@@ -23,6 +23,7 @@ from w2vformer.conversion.word2vec_format import (
     open_for_reading,
     open_for_writing,
     read_text_rows,
+    reading_errors,
     validate_vectors,
     write_text_rows,
 )
@@ -78,12 +79,13 @@ def read_glove(
         with open_for_reading(path):
             pass
         return [], np.empty((0, 0), dtype=np.float32)
-    n, dim = _count_rows(path, limit)
-    with open_for_reading(path) as f:
-        return read_text_rows(
-            f, path, n, dim, first_line=1, unicode_errors=unicode_errors, allow_nonfinite=allow_nonfinite,
-            progress=progress,
-        )
+    with reading_errors(path):
+        n, dim = _count_rows(path, limit)
+        with open_for_reading(path) as f:
+            return read_text_rows(
+                f, path, n, dim, first_line=1, unicode_errors=unicode_errors, allow_nonfinite=allow_nonfinite,
+                progress=progress,
+            )
 
 
 def write_glove(

@@ -41,6 +41,7 @@ from w2vformer._io import atomic_dir
 from w2vformer.conversion.glove import read_glove, write_glove
 from w2vformer.conversion.word2vec_format import (
     VectorFormatError,
+    check_finite,
     looks_like_text_row,
     open_for_reading,
     read_word2vec,
@@ -322,9 +323,14 @@ def _write_safetensors(path: Path, tensors: list[tuple[str, str, tuple[int, ...]
                 raise RuntimeError(f"safetensors writer: {name} wrote {written} bytes, expected another size")
 
 
-def _matrix_chunks(vectors: np.ndarray, pad_rows: int, dtype, rows_per_chunk: int = 8192):
+def _rows_per_chunk(dim: int) -> int:
+    return max(1, (1 << 20) // (4 * dim))  # about 1 MB at a time
+
+
+def _matrix_chunks(vectors: np.ndarray, pad_rows: int, dtype):
     def chunks():
         dim = vectors.shape[1]
+        rows_per_chunk = _rows_per_chunk(dim)
         if pad_rows:
             yield np.zeros((pad_rows, dim), dtype=dtype).tobytes()
         for start in range(0, len(vectors), rows_per_chunk):
@@ -334,8 +340,9 @@ def _matrix_chunks(vectors: np.ndarray, pad_rows: int, dtype, rows_per_chunk: in
     return chunks
 
 
-def _zero_chunks(rows: int, dim: int, dtype, rows_per_chunk: int = 8192):
+def _zero_chunks(rows: int, dim: int, dtype):
     def chunks():
+        rows_per_chunk = _rows_per_chunk(dim)
         zeros = np.zeros((min(rows, rows_per_chunk), dim), dtype=dtype)
         for start in range(0, rows, rows_per_chunk):
             yield memoryview(zeros[: min(rows_per_chunk, rows - start)])
@@ -344,8 +351,13 @@ def _zero_chunks(rows: int, dim: int, dtype, rows_per_chunk: int = 8192):
 
 
 def _write_checkpoint(out_dir, words: Sequence[str], vectors: np.ndarray, *, counts=None, fp16: bool = False,
-                      source: str | None = None, config_overrides: dict | None = None) -> dict:
-    """Write a Word2VecModel checkpoint folder (config, streamed safetensors, tokenizer), atomically."""
+                      source: str | None = None, config_overrides: dict | None = None,
+                      out_vectors: np.ndarray | None = None) -> dict:
+    """Write a Word2VecModel checkpoint folder (config, streamed safetensors, tokenizer), atomically.
+
+    ``out_vectors`` (N, D): output vectors (gensim's ``syn1neg``) for ``out_embed``; zeros when None.
+    ``config_overrides``: extra Word2VecConfig fields (training options recorded with the vectors).
+    """
     import torch
     from transformers.dynamic_module_utils import custom_object_save
 
@@ -355,6 +367,11 @@ def _write_checkpoint(out_dir, words: Sequence[str], vectors: np.ndarray, *, cou
 
     source = source or "vectors"
     vectors = validate_vectors(list(words), vectors, source=source)
+    if out_vectors is not None:
+        out_vectors = np.asarray(out_vectors, dtype=np.float32)
+        if out_vectors.shape != vectors.shape:
+            raise ValueError(f"output vectors have shape {out_vectors.shape}, input vectors {vectors.shape}; they must match")
+        check_finite(out_vectors, 0, lambda r: f"{source} output vectors row {r}", False)
     vocab, pad_rows = _with_special_tokens(list(words), source)
     n_vocab, dim = len(vocab), vectors.shape[1]
     if counts is None:
@@ -376,7 +393,8 @@ def _write_checkpoint(out_dir, words: Sequence[str], vectors: np.ndarray, *, cou
         config.save_pretrained(tmp)
         _write_safetensors(tmp / "model.safetensors", [
             ("in_embed.weight", st_dtype, (n_vocab, dim), _matrix_chunks(vectors, pad_rows, np_dtype)),
-            ("out_embed.weight", st_dtype, (n_vocab, dim), _zero_chunks(n_vocab, dim, np_dtype)),
+            ("out_embed.weight", st_dtype, (n_vocab, dim), _zero_chunks(n_vocab, dim, np_dtype) if out_vectors is None
+             else _matrix_chunks(out_vectors, pad_rows, np_dtype)),
             ("token_counts", "I64", (n_vocab,), lambda: [token_counts.astype("<i8").tobytes()]),
         ])
         build_wordlevel_tokenizer(vocab).save_pretrained(tmp)

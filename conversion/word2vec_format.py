@@ -31,6 +31,7 @@ import bz2
 import contextlib
 import gzip
 import os
+import zlib
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 UNICODE_ERRORS = ("strict", "replace", "ignore")
-_CHUNK = 1 << 20  # bytes read at a time from binary files
+_CHUNK = 1 << 18  # bytes read at a time from binary files
 _MAX_WORD_BYTES = 1 << 16  # a binary "word" longer than this means the file is not what it claims to be
 
 
@@ -234,17 +235,55 @@ def read_word2vec(
     """
     _check_unicode_errors(unicode_errors)
     _check_limit(limit)
-    if binary is None:
-        binary = sniff_word2vec_binary(path)
-    with open_for_reading(path) as f:
-        count, dim = parse_header(f.readline(), path)
-        n = count if limit is None else min(count, limit)
-        if binary:
-            return _read_binary_body(f, path, count, n, dim, unicode_errors, allow_nonfinite, progress)
-        return read_text_rows(
-            f, path, n, dim, first_line=2, unicode_errors=unicode_errors, allow_nonfinite=allow_nonfinite,
-            expect_exact=count if limit is None or limit >= count else None, progress=progress,
+    with reading_errors(path):
+        if binary is None:
+            binary = sniff_word2vec_binary(path)
+        with open_for_reading(path) as f:
+            header = f.readline()
+            count, dim = parse_header(header, path)
+            n = count if limit is None else min(count, limit)
+            _check_body_size(path, len(header), n, dim, binary)
+            if binary:
+                return _read_binary_body(f, path, count, n, dim, unicode_errors, allow_nonfinite, progress)
+            return read_text_rows(
+                f, path, n, dim, first_line=2, unicode_errors=unicode_errors, allow_nonfinite=allow_nonfinite,
+                expect_exact=count if limit is None or limit >= count else None, progress=progress,
+            )
+
+
+@contextlib.contextmanager
+def reading_errors(path):
+    """Turn the errors of a damaged compressed stream into a VectorFormatError."""
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (EOFError, zlib.error, OSError) as e:
+        raise VectorFormatError(f"{path}: the file could not be read ({e}); if it is compressed, it is damaged: download it again") from None
+
+
+def _check_body_size(path, header_bytes: int, n: int, dim: int, binary: bool) -> None:
+    """Refuse a header announcing more rows than the file can hold, before allocating the matrix."""
+    if Path(path).suffix in (".gz", ".bz2"):
+        return
+    body = os.path.getsize(path) - header_bytes
+    need = n * (2 + 4 * dim) if binary else n * (2 + 2 * dim) - 1
+    if n and body < need:
+        raise VectorFormatError(
+            f"{path}: the header announces {n} rows of {dim} values, which take at least {need} bytes, but only "
+            f"{body} follow it: the file is truncated, or the header is wrong (or pass limit to read fewer rows)"
         )
+
+
+def allocate_matrix(n: int, dim: int, path) -> np.ndarray:
+    """``np.empty((n, dim), float32)``, or a VectorFormatError saying why it cannot be allocated."""
+    try:
+        return np.empty((n, dim), dtype=np.float32)
+    except (MemoryError, ValueError):
+        raise VectorFormatError(
+            f"{path}: {n} x {dim} float32 vectors ({4 * n * dim / 2**30:.1f} GiB) do not fit in memory; pass limit "
+            "to read only the first rows (or the header is wrong)"
+        ) from None
 
 
 def sniff_word2vec_binary(path: str | os.PathLike) -> bool:
@@ -277,7 +316,7 @@ def _read_binary_body(f, path, count, n, dim, unicode_errors, allow_nonfinite, p
     row_bytes = 4 * dim
     words: list[str] = []
     index: dict[str, int] = {}
-    vectors = np.empty((n, dim), dtype=np.float32)
+    vectors = allocate_matrix(n, dim, path)
 
     def where(r):
         return f"{path}: row {r} (binary)"
@@ -306,9 +345,9 @@ def _read_binary_body(f, path, count, n, dim, unicode_errors, allow_nonfinite, p
                 buf, pos = buf[pos:] + more, 0
                 sp = -1
             raw = buf[pos:sp].lstrip(b"\n")  # the C tool writes "\n" after each row, gensim does not
-            if b"\n" in raw or b"\0" in raw:
+            if b"\n" in raw:
                 raise VectorFormatError(
-                    f"{where(row)}: word {raw[:60]!r} contains a line break or NUL byte: the file is corrupted, "
+                    f"{where(row)}: word {raw[:60]!r} contains a line break: the file is corrupted, "
                     f"or the header's dim ({dim}) is wrong"
                 )
             word = decode_word(raw, unicode_errors, where(row))
@@ -367,7 +406,7 @@ def read_text_rows(
     """
     words: list[str] = []
     index: dict[str, int] = {}
-    vectors = np.empty((n, dim), dtype=np.float32)
+    vectors = allocate_matrix(n, dim, path)
     line_of_row = np.empty(0, dtype=np.int64)  # set per block, for messages
     lineno = first_line - 1
     row = 0
@@ -400,7 +439,8 @@ def read_text_rows(
                 continue
             if len(parts) != dim + 1:
                 raise VectorFormatError(
-                    f"{where(row, lineno)}: {len(parts) - 1} values after the word {parts[0][:60]!r}, expected {dim}; "
+                    f"{where(row, lineno)}: {len(parts) - 1} values after the word "
+                    f"{parts[0][:60].decode('utf-8', 'replace')!r}, expected {dim}; "
                     "the row is damaged or the words contain spaces, or the header's dim is wrong"
                 )
             word = decode_word(parts[0], unicode_errors, where(row, lineno))
