@@ -21,7 +21,15 @@ import re
 
 import torch
 
-__all__ = ["RENAMES", "ARCHITECTURES", "convert_state_dict", "config_from_stock", "config_to_stock", "from_stock", "to_stock"]
+__all__ = [
+    "RENAMES",
+    "ARCHITECTURES",
+    "convert_state_dict",
+    "config_from_stock",
+    "config_to_stock",
+    "from_stock",
+    "to_stock",
+]
 
 # (stock module path, our module path); "{i}" is the layer index. Parameter names (weight, bias) are kept.
 # Backbone paths sit under "bert." in stock heads and under "model." in ours; head paths have no prefix.
@@ -86,9 +94,10 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], *, reverse: bool = F
 
     Returns:
         The renamed state dict. Stock -> ours drops ``cls.predictions.bias`` (BERT's tied copy of the decoder
-        bias; with untied embeddings it is a separate parameter that BERT's forward never reads) and saved ``position_ids``/``token_type_ids`` buffers. Ours -> stock writes that
-        bias copy back, and a zero token-type row when our model has none (``type_vocab_size=0``: adding a zero
-        vector is exactly what no token types means).
+        bias; with untied embeddings a separate parameter that BERT's forward never reads) and saved
+        ``position_ids``/``token_type_ids`` buffers. Ours -> stock writes that bias copy back, and a zero
+        token-type row when our model has none (``type_vocab_size=0``: adding a zero vector is exactly what
+        no token types means).
 
     Raises:
         ValueError: naming every key the table does not know (e.g. BERT's next-sentence head).
@@ -235,7 +244,11 @@ def _load_checked(model, state_dict: dict[str, torch.Tensor], what: str) -> None
             f"{what}: {len(state_dict)} converted keys for {len(expected)} expected; "
             f"missing {missing}, unexpected {unexpected}"
         )
-    wrong = [f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in state_dict.items() if v.shape != expected[k].shape]
+    wrong = [
+        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in state_dict.items()
+        if v.shape != expected[k].shape
+    ]
     if wrong:
         raise ValueError(f"{what}: shape mismatch (converted vs expected) for {wrong}")
     with torch.no_grad():

@@ -20,6 +20,8 @@ __all__ = ["EncoderConfig"]
 
 POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned", "rotary")
 NORM_POSITIONS = ("post", "pre")
+INT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "max_position_embeddings", "type_vocab_size", "position_offset")
 
 
 class EncoderConfig(PreTrainedConfig):
@@ -67,18 +69,18 @@ class EncoderConfig(PreTrainedConfig):
     intermediate_size: int = 2048
     hidden_act: str = "relu"
     max_position_embeddings: int = 512
-    layer_norm_eps: float = 1e-5
-    dropout: float = 0.1
-    attention_dropout: float = 0.0
-    activation_dropout: float = 0.0
-    initializer_range: float = 0.02
+    layer_norm_eps: float | int = 1e-5
+    dropout: float | int = 0.1
+    attention_dropout: float | int = 0.0
+    activation_dropout: float | int = 0.0
+    initializer_range: float | int = 0.02
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
     tie_word_embeddings: bool = True
     attention_bias: bool = True
     position_embedding_type: str = "sinusoidal"
-    rope_theta: float = 10000.0
+    rope_theta: float | int = 10000.0
     position_offset: int = 0
     norm_position: str = "post"
     scale_embedding: bool = True
@@ -86,13 +88,17 @@ class EncoderConfig(PreTrainedConfig):
     type_vocab_size: int = 0
     use_pooler: bool = False
     mlm_head_transform: bool = False
-    classifier_dropout: float | None = None
+    classifier_dropout: float | int | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         self._check()
 
     def _check(self) -> None:
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an int, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -116,7 +122,7 @@ class EncoderConfig(PreTrainedConfig):
                 f"rotary positions need an even head dim, got hidden_size / num_attention_heads = "
                 f"{self.hidden_size} / {self.num_attention_heads} = {self.hidden_size // self.num_attention_heads}"
             )
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        for name in INT_FIELDS[:5]:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:

@@ -256,10 +256,12 @@ class EncoderModel(EncoderPreTrainedModel):
                     f"max_length={config.max_position_embeddings})) or use sinusoidal or rotary positions"
                 )
         if token_type_ids is not None and config.type_vocab_size > 0 and token_type_ids.numel():
-            if int(token_type_ids.max()) >= config.type_vocab_size or int(token_type_ids.min()) < 0:
+            low, high = int(token_type_ids.min()), int(token_type_ids.max())
+            if low < 0 or high >= config.type_vocab_size:
+                bad = high if high >= config.type_vocab_size else low
                 raise ValueError(
-                    f"token_type_ids contains {int(token_type_ids.max())}, but type_vocab_size is "
-                    f"{config.type_vocab_size} (valid types are 0..{config.type_vocab_size - 1})"
+                    f"token_type_ids contains {bad}, but type_vocab_size is {config.type_vocab_size} "
+                    f"(valid types are 0..{config.type_vocab_size - 1})"
                 )
 
     @merge_with_config_defaults

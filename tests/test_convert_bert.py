@@ -101,7 +101,8 @@ def test_labels_and_losses_match():
         stock = tiny_stock(class_name)
         ours = from_stock(stock)
         ids, mask = ids_tensor((BATCH, SEQ)), random_padding_mask()
-        assert_close(ours(ids, attention_mask=mask, labels=labels).loss, stock(ids, attention_mask=mask, labels=labels).loss)
+        expected = stock(ids, attention_mask=mask, labels=labels).loss
+        assert_close(ours(ids, attention_mask=mask, labels=labels).loss, expected)
         assert ours.config.id2label == stock.config.id2label
 
 

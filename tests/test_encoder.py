@@ -95,6 +95,8 @@ def main_output(out):
         (dict(norm_position="sandwich"), "'sandwich'"),
         (dict(hidden_act="swish_typo"), "'swish_typo'"),
         (dict(pad_token_id=99, vocab_size=99), "99"),
+        (dict(hidden_size="32"), "'32'"),
+        (dict(num_hidden_layers=0), "num_hidden_layers.*0"),
     ],
 )
 def test_config_validation_quotes_the_value(kwargs, quoted):
@@ -104,7 +106,8 @@ def test_config_validation_quotes_the_value(kwargs, quoted):
 
 def test_config_defaults_are_the_paper():
     c = EncoderConfig()
-    assert (c.norm_position, c.position_embedding_type, c.scale_embedding, c.hidden_act) == ("post", "sinusoidal", True, "relu")
+    assert (c.norm_position, c.position_embedding_type, c.scale_embedding) == ("post", "sinusoidal", True)
+    assert c.hidden_act == "relu"
     assert (c.type_vocab_size, c.use_pooler, c.tie_word_embeddings, c.embedding_layer_norm) == (0, False, True, False)
 
 
@@ -131,7 +134,8 @@ def test_bad_inputs_raise_clear_errors():
 def test_shapes_hidden_states_attentions_and_tuples(variant):
     ids, mask = ids_tensor((BATCH, SEQ)), random_padding_mask()
     expected = {EncoderModel: (BATCH, SEQ, HIDDEN), EncoderForMaskedLM: (BATCH, SEQ, VOCAB),
-                EncoderForSequenceClassification: (BATCH, NUM_LABELS), EncoderForTokenClassification: (BATCH, SEQ, NUM_LABELS)}
+                EncoderForSequenceClassification: (BATCH, NUM_LABELS),
+                EncoderForTokenClassification: (BATCH, SEQ, NUM_LABELS)}
     for cls in HEADS:
         model = tiny(cls, variant)
         model.set_attn_implementation("eager")
