@@ -44,6 +44,20 @@ _EXPORTS: dict[str, str] = {
     "save_tokenizer": ".tokenization.trainer",
     "demo_corpus_path": ".tokenization.corpus",
     "iter_text_lines": ".tokenization.corpus",
+    "VectorFormatError": ".conversion.word2vec_format",
+    "read_vectors": ".conversion.vectors",
+    "write_vectors": ".conversion.vectors",
+    "detect_format": ".conversion.vectors",
+    "convert_vectors": ".conversion.vectors",
+    "load_word2vec_format": ".conversion.vectors",
+    "save_word2vec_format": ".conversion.vectors",
+    "vectors_to_checkpoint": ".conversion.vectors",
+    "checkpoint_to_vectors": ".conversion.vectors",
+    "from_gensim": ".conversion.gensim_compat",
+    "to_gensim": ".conversion.gensim_compat",
+    "gensim_to_checkpoint": ".conversion.gensim_compat",
+    "convert_from_transformers": ".conversion.checkpoints",
+    "convert_to_transformers": ".conversion.checkpoints",
 }
 
 
