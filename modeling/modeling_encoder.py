@@ -246,6 +246,8 @@ class EncoderModel(EncoderPreTrainedModel):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         length = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
         check_input_ids(input_ids, config.vocab_size)
+        if torch.compiler.is_compiling():  # the checks below read tensor values: not inside compiled graphs
+            return
         if config.position_embedding_type == "learned":
             longest = length if position_ids is None else int(position_ids.max()) + 1
             if longest > config.max_position_embeddings:
