@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 __all__ = ["iter_text_lines", "iter_text_batches", "resolve_source", "open_binary", "demo_corpus_path", "DEMO_CORPORA"]
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
 MAX_LINE_CHARS = 1 << 20  # a "line" longer than this is cut at its last whitespace (bounded memory)
 
 DEMO_CORPORA = {"en": "demo-en.txt.gz", "zh": "demo-zh.txt.gz"}
