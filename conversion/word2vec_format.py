@@ -53,6 +53,7 @@ __all__ = [
 UNICODE_ERRORS = ("strict", "replace", "ignore")
 _CHUNK = 1 << 18  # bytes read at a time from binary files
 _MAX_WORD_BYTES = 1 << 16  # a binary "word" longer than this means the file is not what it claims to be
+_MAX_HEADER_BYTES = 4096  # a "count dim" line is short; do not read a whole headerless file as one line
 
 
 class VectorFormatError(ValueError):
@@ -239,7 +240,7 @@ def read_word2vec(
         if binary is None:
             binary = sniff_word2vec_binary(path)
         with open_for_reading(path) as f:
-            header = f.readline()
+            header = f.readline(_MAX_HEADER_BYTES)
             count, dim = parse_header(header, path)
             n = count if limit is None else min(count, limit)
             _check_body_size(path, len(header), n, dim, binary)
@@ -289,7 +290,7 @@ def allocate_matrix(n: int, dim: int, path) -> np.ndarray:
 def sniff_word2vec_binary(path: str | os.PathLike) -> bool:
     """Tell a word2vec binary file from a text one by its second line (the first row)."""
     with open_for_reading(path) as f:
-        header = f.readline()
+        header = f.readline(_MAX_HEADER_BYTES)
         _, dim = parse_header(header, path)
         head = f.read(min(_MAX_WORD_BYTES + 32 * dim, 1 << 22))
     if not head:

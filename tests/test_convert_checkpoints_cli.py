@@ -81,6 +81,13 @@ def test_cli_round_trip_through_our_model(tmp_path, capsys, family):
     tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "ours")
     assert tokenizer("t5 t6")["input_ids"] == [9, 10]
 
+    # the input embeddings of any of our checkpoints export as word vectors (special tokens left out)
+    code, out, err = run_cli(capsys, "vectors", tmp_path / "ours", tmp_path / "embeddings.txt")
+    assert code == 0, err
+    words, vectors = read_vectors(tmp_path / "embeddings.txt")
+    assert words == [f"t{i}" for i in range(VOCAB - 4)]
+    assert np.array_equal(vectors, stock.get_input_embeddings().weight.detach().numpy()[4:])
+
     code, out, err = run_cli(capsys, "to-transformers", tmp_path / "ours", tmp_path / "back")
     assert code == 0, err
     back = type(stock).from_pretrained(tmp_path / "back")
