@@ -163,7 +163,9 @@ def attention_maps(model_dir, text: str, max_tokens: int = MAX_TOKENS):
 
 
 def _heatmap(ax, matrix, q_labels, k_labels, title, show_labels=True):
-    ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=max(float(matrix.max()), 1e-6), aspect="auto")
+    # one fixed scale, 0 to 1: each row of A' is a probability distribution, and a per-plot scale would make a
+    # near-uniform row look as bright as a sharp one
+    image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_title(title, fontsize=9)
     if show_labels:
         size = max(4, min(9, int(220 / max(len(q_labels), len(k_labels), 1))))
@@ -172,6 +174,7 @@ def _heatmap(ax, matrix, q_labels, k_labels, title, show_labels=True):
     else:
         ax.set_xticks([])
         ax.set_yticks([])
+    return image
 
 
 def plot_attention(model_dir, text: str, output_dir, max_tokens: int = MAX_TOKENS) -> list[Path]:
@@ -206,6 +209,7 @@ def plot_attention(model_dir, text: str, output_dir, max_tokens: int = MAX_TOKEN
                     ax.axis("off")
             row += 1
     fig.suptitle(f"A' = softmax(QK^T / sqrt(d)) for: {text[:60]!r}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     written.append(_save(fig, output_dir / "attention_overview.png"))
     for name, a in arrays.items():
         q_labels, k_labels = names[name]
@@ -219,11 +223,14 @@ def plot_attention(model_dir, text: str, output_dir, max_tokens: int = MAX_TOKEN
             for head in range(rows * cols):
                 ax = axes[head // cols][head % cols]
                 if head < heads:
-                    _heatmap(ax, a[layer, head], q_labels, k_labels, f"head {head}")
+                    image = _heatmap(ax, a[layer, head], q_labels, k_labels, f"head {head}")
                 else:
                     ax.axis("off")
             truncated = " (truncated)" if len(q_labels) >= max_tokens else ""
-            fig.suptitle(f"{name}, layer {layer}{truncated}: rows attend to columns", fontsize=11)
+            fig.suptitle(f"{name}, layer {layer}{truncated}: each row (query) attends to the columns (keys)",
+                         fontsize=11)
+            fig.tight_layout(rect=(0, 0, 0.93, 0.95))
+            fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label="attention weight")
             written.append(_save(fig, output_dir / f"attention_{slug}_layer{layer}.png"))
     return written
 
@@ -333,7 +340,7 @@ def plot_loss_curves(runs, output, labels=None, title: str = "Training loss") ->
     for run, label, color in zip(runs, labels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
         history = _log_history(run)
         train = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
-        evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+        evals = sorted({h["step"]: h["eval_loss"] for h in history if "eval_loss" in h}.items())  # last per step
         if not train and not evals:
             raise ValueError(f"the log of {str(run)!r} has no loss entries (was logging_steps larger than the run?)")
         if train:
