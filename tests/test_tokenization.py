@@ -221,6 +221,8 @@ def test_cjk_split_and_keep(zh_lines):
     bpe = train_tokenizer(iter(zh_lines), model="bpe", preset="decoder", vocab_size=1000, show_progress=False)
     pieces = bpe.backend_tokenizer.pre_tokenizer.pre_tokenize_str("我爱 AB")
     assert [offsets for _, offsets in pieces] == [(0, 1), (1, 2), (2, 5)]
+    pieces = bpe.backend_tokenizer.pre_tokenizer.pre_tokenize_str("AB 我 爱")
+    assert [offsets for _, offsets in pieces] == [(0, 2), (2, 4), (4, 6)]  # the space goes with the ideograph
     for line in zh_lines[:50]:
         assert bpe.decode(_ids(bpe, line)) == line
 

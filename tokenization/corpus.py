@@ -107,7 +107,7 @@ def resolve_source(source) -> tuple[list[Path] | None, Iterable[str] | None]:
         for item in source:
             path = Path(item)
             if not path.exists():
-                hint = " (to train on strings in memory, pass an iterator such as iter(texts))" if isinstance(item, str) and (len(item) > 255 or "\n" in item) else ""
+                hint = " (to train on strings in memory, pass an iterator such as iter(texts))" if isinstance(item, str) and (len(item) > 255 or any(c.isspace() for c in item)) else ""
                 raise FileNotFoundError(f"input file {str(item)[:200]!r} does not exist; check the path{hint}")
             if path.is_dir():
                 raise IsADirectoryError(f"input {str(path)!r} is a folder; pass the text files inside it")

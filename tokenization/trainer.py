@@ -30,9 +30,10 @@ from w2vformer.tokenization.presets import MODELS, PRESETS
 
 __all__ = ["train_tokenizer", "save_tokenizer", "detect_cjk_mode", "CJK_PATTERN"]
 
-# CJK ideographs as BERT's _is_chinese_char defines them (Unified, Ext. A-E, compatibility ideographs).
+# CJK ideographs as BERT's _is_chinese_char defines them (Unified, Ext. A-E, compatibility ideographs),
+# each with the space before it, so byte-level BPE keeps "Ġ" + ideograph together as it does for words.
 CJK_PATTERN = (
-    r"[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}"
+    r" ?[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}"
     r"\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}]"
 )
 _CJK_RUN = re.compile(
