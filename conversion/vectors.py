@@ -44,9 +44,11 @@ from w2vformer.conversion.word2vec_format import (
     check_finite,
     looks_like_text_row,
     open_for_reading,
+    read_vocab_counts,
     read_word2vec,
     sniff_word2vec_binary,
     validate_vectors,
+    write_vocab_counts,
     write_word2vec,
 )
 
@@ -452,6 +454,7 @@ def vectors_to_checkpoint(
     fp16: bool = False,
     limit: int | None = None,
     unicode_errors: str = "strict",
+    vocab_file: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> dict:
     """Convert a vector file into a Word2VecModel checkpoint folder with a ``wordlevel`` tokenizer.
@@ -463,13 +466,16 @@ def vectors_to_checkpoint(
         fp16: store the weights as float16.
         limit: convert only the first ``limit`` rows.
         unicode_errors: "strict", "replace" or "ignore".
+        vocab_file: ``word count`` lines (the C tool's ``-save-vocab``) giving the real ``token_counts``;
+            without it counts are made up as ``N - row``.
         progress: show a tqdm bar (on a terminal only).
 
     Returns:
         dict: ``vocab_size``, ``vector_size`` and ``id_offset`` (id = file row + id_offset; 0 or 2).
     """
     words, vectors = read_vectors(src, format, limit=limit, unicode_errors=unicode_errors, progress=progress)
-    return _write_checkpoint(out_dir, words, vectors, fp16=fp16, source=str(src))
+    counts = None if vocab_file is None else read_vocab_counts(vocab_file, words, unicode_errors)
+    return _write_checkpoint(out_dir, words, vectors, counts=counts, fp16=fp16, source=str(src))
 
 
 def checkpoint_to_vectors(
@@ -480,6 +486,7 @@ def checkpoint_to_vectors(
     fp16: bool = False,
     limit: int | None = None,
     include_special_tokens: bool = False,
+    vocab_file: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> str:
     """Write the input embeddings of a checkpoint folder (Word2Vec, or any w2vformer model) to a vector file.
@@ -492,13 +499,19 @@ def checkpoint_to_vectors(
         limit: write only the first ``limit`` words (in id order).
         include_special_tokens: also write [PAD], [UNK], ... (their rows come first, so reading the file
             back into a checkpoint gives the same ids).
+        vocab_file: also write the checkpoint's ``token_counts`` there as ``word count`` lines.
         progress: show a tqdm bar (on a terminal only).
 
     Returns:
         str: the format written.
     """
     words, vectors, counts = _read_checkpoint(src_dir, include_special_tokens, limit)
-    return write_vectors(out, words, vectors, format, fp16=fp16, counts=counts, progress=progress)
+    if vocab_file is not None and counts is None:
+        raise ValueError(f"{str(src_dir)!r} has no token_counts to write to {str(vocab_file)!r}")
+    fmt = write_vectors(out, words, vectors, format, fp16=fp16, counts=counts, progress=progress)
+    if vocab_file is not None:
+        write_vocab_counts(vocab_file, words, counts)
+    return fmt
 
 
 def convert_vectors(
@@ -510,6 +523,7 @@ def convert_vectors(
     fp16: bool = False,
     limit: int | None = None,
     unicode_errors: str = "strict",
+    vocab_file: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> tuple[str, str]:
     """Convert between any two of ``FORMATS`` (what ``w2vformer convert vectors`` runs).
@@ -520,6 +534,8 @@ def convert_vectors(
         fp16: see the module docstring.
         limit: convert only the first ``limit`` rows.
         unicode_errors: "strict", "replace" or "ignore" for the input's words.
+        vocab_file: into a checkpoint: read the real counts from these ``word count`` lines; out of a
+            checkpoint: write its counts there.
         progress: show a tqdm bar (on a terminal only).
 
     Returns:
@@ -531,11 +547,15 @@ def convert_vectors(
         raise ValueError(f"input and output are the same path {str(src)!r}; choose another output")
     if src_fmt == "w2vformer":
         words, vectors, counts = _read_checkpoint(src, dst_fmt == "w2vformer", limit)
+        if vocab_file is not None and counts is None:
+            raise ValueError(f"{str(src)!r} has no token_counts to write to {str(vocab_file)!r}")
     else:
         words, vectors = read_vectors(src, src_fmt, limit=limit, unicode_errors=unicode_errors, progress=progress)
-        counts = None
+        counts = None if vocab_file is None else read_vocab_counts(vocab_file, words, unicode_errors)
     if dst_fmt == "w2vformer":
         _write_checkpoint(dst, words, vectors, counts=counts, fp16=fp16, source=str(src))
     else:
         write_vectors(dst, words, vectors, dst_fmt, fp16=fp16, progress=progress)
+    if src_fmt == "w2vformer" and vocab_file is not None:
+        write_vocab_counts(vocab_file, words, counts)
     return src_fmt, dst_fmt

@@ -48,6 +48,8 @@ __all__ = [
     "validate_vectors",
     "open_for_reading",
     "open_for_writing",
+    "read_vocab_counts",
+    "write_vocab_counts",
 ]
 
 UNICODE_ERRORS = ("strict", "replace", "ignore")
@@ -553,3 +555,45 @@ def write_word2vec(
                     batch = []
             f.write(b"".join(batch))
             bar.update(len(batch) // 4)
+
+
+# ------------------------------------------------------------------------------- vocabulary counts
+
+
+def read_vocab_counts(path: str | os.PathLike, words: Sequence[str], unicode_errors: str = "strict") -> np.ndarray:
+    """Word counts from a vocabulary file (``word count`` per line: the C tool's ``-save-vocab``, gensim's ``fvocab``).
+
+    Args:
+        path: the vocabulary file.
+        words: the N words whose counts are wanted (every one must be in the file).
+        unicode_errors: "strict", "replace" or "ignore".
+
+    Returns:
+        np.ndarray: (N,) int64 counts, in the order of ``words``.
+    """
+    _check_unicode_errors(unicode_errors)
+    counts: dict[str, int] = {}
+    with reading_errors(path), open_for_reading(path) as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise VectorFormatError(f"{path}: line {lineno} {line[:80]!r} is not 'word count'; pass a vocabulary file")
+            counts[decode_word(parts[0], unicode_errors, f"{path}: line {lineno}")] = int(parts[1])
+    missing = [w for w in words if w not in counts]
+    if missing:
+        raise VectorFormatError(
+            f"{path}: no count for {len(missing)} of the {len(words)} words (first: {missing[0]!r}); pass the "
+            "vocabulary file saved with these vectors"
+        )
+    return np.array([counts[w] for w in words], dtype=np.int64)
+
+
+def write_vocab_counts(path: str | os.PathLike, words: Sequence[str], counts) -> None:
+    """Write ``word count`` lines (the format :func:`read_vocab_counts` and gensim's ``fvocab`` read), atomically."""
+    counts = np.asarray(counts).reshape(-1)
+    if len(counts) != len(words):
+        raise ValueError(f"{len(counts)} counts for {len(words)} words; pass one count per word")
+    with open_for_writing(path) as f:
+        f.write("".join(f"{w} {int(c)}\n" for w, c in zip(words, counts)).encode("utf-8"))

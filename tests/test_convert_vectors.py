@@ -438,3 +438,29 @@ def test_property_arbitrary_bytes_only_raise_vector_format_error(tmp_path, raw):
         except VectorFormatError:
             continue
         assert len(words) == len(vectors) and vectors.dtype == np.float32
+
+
+def test_vocab_counts_file_like_gensim_fvocab(tmp_path):
+    words, vectors = sample_vectors()
+    counts = np.arange(len(words), dtype=np.int64) * 3 + 5
+    kv = KeyedVectors(vectors.shape[1])
+    kv.add_vectors(words, vectors)
+    for w, c in zip(words, counts):
+        kv.set_vecattr(w, "count", int(c))
+    # gensim writes rows sorted by count (descending) and the counts beside them
+    kv.save_word2vec_format(str(tmp_path / "v.bin"), fvocab=str(tmp_path / "vocab.txt"), binary=True)
+    file_words, file_vectors = read_vectors(tmp_path / "v.bin")
+    assert file_words == words[::-1]
+    convert_vectors(tmp_path / "v.bin", tmp_path / "ckpt", vocab_file=tmp_path / "vocab.txt")
+    wv = load_word2vec_format(tmp_path / "ckpt")
+    assert wv.index_to_key == words[::-1] and wv.counts.tolist() == counts[::-1].tolist()
+
+    convert_vectors(tmp_path / "ckpt", tmp_path / "out.txt", vocab_file=tmp_path / "out_vocab.txt")
+    back = KeyedVectors.load_word2vec_format(str(tmp_path / "out.txt"), fvocab=str(tmp_path / "out_vocab.txt"))
+    assert [back.get_vecattr(w, "count") for w in back.index_to_key] == counts[::-1].tolist()
+    assert_same(file_words, file_vectors, back.index_to_key, back.vectors)
+
+    (tmp_path / "short.txt").write_text("w0 4\n")
+    with pytest.raises(VectorFormatError, match="no count for 22 of the 23 words"):
+        vectors_to_checkpoint(tmp_path / "v.bin", tmp_path / "never", vocab_file=tmp_path / "short.txt")
+    assert not (tmp_path / "never").exists()

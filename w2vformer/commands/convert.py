@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="convert only the first N vectors")
     p.add_argument("--unicode-errors", choices=("strict", "replace", "ignore"), default="strict",
                    help="what to do with words that are not UTF-8 (strict: error)")
+    p.add_argument("--vocab", metavar="FILE",
+                   help="'word count' lines (word2vec -save-vocab, gensim fvocab): read as the real counts when "
+                        "converting into a checkpoint, written from the checkpoint's counts when converting out of one")
     p.set_defaults(func=_vectors)
 
     directions = (
@@ -54,7 +57,7 @@ def _vectors(args) -> int:
     if args.limit is not None and args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     src_fmt, dst_fmt = convert_vectors(args.input, args.output, args.from_format, args.to_format, fp16=args.fp16,
-                                       limit=args.limit, unicode_errors=args.unicode_errors)
+                                       limit=args.limit, unicode_errors=args.unicode_errors, vocab_file=args.vocab)
     print(f"{args.input} ({src_fmt}) -> {args.output} ({dst_fmt})")
     return 0
 
