@@ -127,9 +127,12 @@ def _check_same_outputs(source, converted, family: Family, what: str) -> None:
 
     inputs = _probe_inputs(source.config, family)
     with torch.no_grad():
-        a = _main_output(source.eval()(**inputs)).float()
-        b = _main_output(converted.eval()(**inputs)).float()
-    if a.shape != b.shape or not torch.allclose(a, b, atol=1e-4, rtol=1e-4):
+        a = _main_output(source.eval()(**inputs))
+        b = _main_output(converted.eval()(**inputs))
+    # same weights, but half-precision kernels may sum in another order
+    tol = {torch.float16: 5e-3, torch.bfloat16: 3e-2}.get(a.dtype, 1e-4)
+    a, b = a.float(), b.float()
+    if a.shape != b.shape or not torch.allclose(a, b, atol=tol, rtol=tol):
         diff = (a - b).abs().max().item() if a.shape == b.shape else f"shapes {tuple(a.shape)} vs {tuple(b.shape)}"
         raise RuntimeError(f"{what}: the converted model does not reproduce the source (max difference {diff})")
 

@@ -164,3 +164,15 @@ def test_cli_vectors(tmp_path, capsys):
     assert not (tmp_path / "never.bin").exists()
     code, out, err = run_cli(capsys, "vectors", tmp_path / "v.bin", tmp_path / "x.bin", "--to", "parquet")
     assert code == 2 and "unknown vector format 'parquet'" in err
+
+
+def test_to_transformers_refuses_options_the_stock_class_lacks(tmp_path, capsys):
+    from w2vformer.modeling.configuration_encoder import EncoderConfig
+    from w2vformer.modeling.modeling_encoder import EncoderForMaskedLM
+
+    config = EncoderConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=INTERMEDIATE, max_position_embeddings=64, position_embedding_type="rotary")
+    EncoderForMaskedLM(config).save_pretrained(tmp_path / "rotary")
+    code, out, err = run_cli(capsys, "to-transformers", tmp_path / "rotary", tmp_path / "bert")
+    assert code == 2 and "rotary" in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["rotary"]
