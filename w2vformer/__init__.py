@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Word2VecCollator": ".training.word2vec_data",
     "count_tokens": ".training.word2vec_data",
     "word2vec_optimizer": ".training.word2vec_data",
+    "word2vec_training_arguments": ".training.word2vec_data",
     "DecoderConfig": ".modeling.configuration_decoder",
     "DecoderModel": ".modeling.modeling_decoder",
     "DecoderForCausalLM": ".modeling.modeling_decoder",
