@@ -20,6 +20,7 @@ from w2vformer.conversion.word2vec_format import (
     VectorFormatError,
     _check_limit,
     _check_unicode_errors,
+    check_fp16_range,
     open_for_reading,
     open_for_writing,
     read_text_rows,
@@ -108,5 +109,7 @@ def write_glove(
         progress: show a tqdm bar (on a terminal only).
     """
     vectors = validate_vectors(words, vectors, allow_nonfinite=allow_nonfinite, source=str(path))
+    if fp16:
+        check_fp16_range(vectors, str(path))
     with open_for_writing(path) as f:
         write_text_rows(f, words, vectors, fp16, progress)

@@ -42,6 +42,7 @@ from w2vformer.conversion.glove import read_glove, write_glove
 from w2vformer.conversion.word2vec_format import (
     VectorFormatError,
     check_finite,
+    check_fp16_range,
     looks_like_text_row,
     open_for_reading,
     read_vocab_counts,
@@ -374,6 +375,10 @@ def _write_checkpoint(out_dir, words: Sequence[str], vectors: np.ndarray, *, cou
         if out_vectors.shape != vectors.shape:
             raise ValueError(f"output vectors have shape {out_vectors.shape}, input vectors {vectors.shape}; they must match")
         check_finite(out_vectors, 0, lambda r: f"{source} output vectors row {r}", False)
+    if fp16:
+        check_fp16_range(vectors, source)
+        if out_vectors is not None:
+            check_fp16_range(out_vectors, f"{source} output vectors")
     vocab, pad_rows = _with_special_tokens(list(words), source)
     n_vocab, dim = len(vocab), vectors.shape[1]
     if counts is None:

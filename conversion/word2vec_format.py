@@ -46,6 +46,7 @@ __all__ = [
     "read_text_rows",
     "write_text_rows",
     "validate_vectors",
+    "check_fp16_range",
     "open_for_reading",
     "open_for_writing",
     "read_vocab_counts",
@@ -190,6 +191,18 @@ def validate_vectors(
     vectors = vectors.astype(np.float32, copy=False)
     check_finite(vectors, 0, lambda r: f"{source} row {r}", allow_nonfinite)
     return vectors
+
+
+def check_fp16_range(vectors: np.ndarray, source: str) -> None:
+    """Refuse float16 output for values float16 cannot hold (they would silently become inf)."""
+    limit = float(np.finfo(np.float16).max)
+    big = np.abs(vectors) > limit
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise VectorFormatError(
+            f"{source} row {int(r)}: value {vectors[r, c]} exceeds float16's range (+-{limit:g}); write float32 "
+            "(drop fp16), or rescale the vectors"
+        )
 
 
 # ------------------------------------------------------------------------------------------- readers
@@ -533,6 +546,8 @@ def write_word2vec(
         progress: show a tqdm bar (on a terminal only).
     """
     vectors = validate_vectors(words, vectors, allow_nonfinite=allow_nonfinite, source=str(path))
+    if fp16 and not binary:
+        check_fp16_range(vectors, str(path))
     if binary and fp16:
         raise VectorFormatError(
             f"{path}: float16 is not part of the word2vec binary format (every reader expects float32 rows); "

@@ -278,6 +278,12 @@ def test_fp16(tmp_path):
         assert torch.equal(f.get_tensor("in_embed.weight")[2:], torch.from_numpy(vectors).half())
     assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["dtype"] == "float16"
 
+    vectors[3, 2] = 1e5  # beyond float16
+    for fmt in ("word2vec-txt", "glove", "w2vformer"):
+        with pytest.raises(VectorFormatError, match="row 3: value 100000.0 exceeds float16's range"):
+            write_vectors(tmp_path / "big16", words, vectors, fmt, fp16=True)
+    assert not (tmp_path / "big16").exists()
+
 
 # -------------------------------------------------------------------------------- checkpoints
 
