@@ -177,8 +177,8 @@ def _load_source(source, source_tokenizer) -> _Vectors:
             return _from_word2vec_model(model, tokenizer, f"Word2Vec checkpoint {str(path)!r}")
         from w2vformer.conversion.vectors import read_vectors
 
-        wv = read_vectors(path)
-        return _Vectors(list(wv.index_to_key), np.asarray(wv.vectors, dtype=np.float32), None, None, None,
+        words, vectors = read_vectors(path, progress=False)
+        return _Vectors(list(words), np.asarray(vectors, dtype=np.float32), None, None, None,
                         f"vector file {str(path)!r}")
     if hasattr(source, "get_input_embeddings") and getattr(source.config, "model_type", "") == "w2vformer_word2vec":
         return _from_word2vec_model(source, source_tokenizer, "a Word2VecModel")

@@ -183,11 +183,51 @@ def _tokenize(task, examples, tokenizer, block_size, label2id=None):
     return [{"input_ids": ids, "labels": label2id[label]} for ids, (label, _) in zip(enc["input_ids"], examples)]
 
 
+def _mask_once(features, tokenizer, seed: int, probability: float = 0.15):
+    """BERT's masking applied once, with a fixed seed, to evaluation examples: every evaluation then scores
+    the same positions (comparable across steps and runs), and each example has at least one."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    special = set(tokenizer.all_special_ids)
+    masked = []
+    for f in features:
+        ids = torch.tensor(f["input_ids"])
+        candidates = torch.tensor([i not in special for i in f["input_ids"]])
+        if not candidates.any():
+            continue
+        chosen = (torch.rand(len(ids), generator=g) < probability) & candidates
+        if not chosen.any():
+            positions = candidates.nonzero().flatten()
+            chosen[positions[torch.randint(len(positions), (1,), generator=g)]] = True
+        labels = torch.where(chosen, ids, torch.tensor(-100))
+        roll = torch.rand(len(ids), generator=g)
+        inputs = ids.clone()
+        inputs[chosen & (roll < 0.8)] = tokenizer.mask_token_id  # 80% [MASK], 10% random, 10% unchanged
+        rand = chosen & (roll >= 0.8) & (roll < 0.9)
+        inputs[rand] = torch.randint(len(tokenizer), (int(rand.sum()),), generator=g)
+        masked.append({"input_ids": inputs.tolist(), "labels": labels.tolist()})
+    return masked
+
+
+class _MLMCollator:
+    """Random masking for training examples; evaluation examples come masked already (``labels`` present)."""
+
+    def __init__(self, tokenizer):
+        from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
+
+        self.mask = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=0.15)
+        self.pad = DataCollatorForTokenClassification(tokenizer)  # pads input_ids, and labels with -100
+
+    def __call__(self, features):
+        return self.pad(features) if "labels" in features[0] else self.mask(features)
+
+
 def _collator(task, tokenizer, model):
     from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, DataCollatorWithPadding
 
     if task == "mlm":
-        return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=0.15)
+        return _MLMCollator(tokenizer)
     if task == "clm":
         return DataCollatorForLanguageModeling(tokenizer, mlm=False)
     if task == "seq2seq":
@@ -302,6 +342,8 @@ def train_transformer(
 
     train_features = _tokenize(task, examples, tokenizer, block_size, label2id)
     eval_features = _tokenize(task, eval_examples, tokenizer, block_size, label2id) if eval_examples else None
+    if task == "mlm" and eval_features:
+        eval_features = _mask_once(eval_features, tokenizer, seed)
 
     model = build_model_for_task(task, tokenizer, model_config, num_labels=len(label2id or {}) or None,
                                  block_size=block_size, id2label=id2label)
