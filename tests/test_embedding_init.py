@@ -183,3 +183,82 @@ def test_freeze_callback_freezes_then_releases():
     assert emb.requires_grad
     with pytest.raises(ValueError, match="non-negative integer"):
         FreezeEmbeddingsCallback(steps=-1)
+
+
+# --- our three families and real Word2Vec sources ------------------------------------------------------
+
+
+def _word2vec_and_tokenizer(tok, dim, seed=0):
+    """A Word2VecModel over ``tok``'s own vocabulary (as if trained on the transformer's tokenizer)."""
+    from w2vformer.modeling.configuration_word2vec import Word2VecConfig
+    from w2vformer.modeling.modeling_word2vec import Word2VecModel
+
+    counts = torch.arange(len(tok), 0, -1, dtype=torch.long)
+    counts[[tok.pad_token_id, tok.unk_token_id]] = 0  # never seen in training
+    torch.manual_seed(seed)
+    model = Word2VecModel(Word2VecConfig(vocab_size=len(tok), vector_size=dim), token_counts=counts)
+    with torch.no_grad():
+        model.in_embed.weight.normal_()
+        model.out_embed.weight.normal_()
+    return model
+
+
+def _decoder_tokenizer():
+    vocab = ["[PAD]", "[UNK]", "<s>", "</s>", "cat", "dog", "sat", "mat", "the", "ran"]
+    t = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=t, pad_token="[PAD]", unk_token="[UNK]", bos_token="<s>",
+                                   eos_token="</s>")
+
+
+def test_same_tokenizer_copies_rows_exactly_and_untied_head_starts_from_output_matrix(tmp_path):
+    from w2vformer.modeling.configuration_decoder import DecoderConfig
+    from w2vformer.modeling.modeling_decoder import DecoderForCausalLM
+
+    tok = _decoder_tokenizer()
+    w2v = _word2vec_and_tokenizer(tok, dim=12)
+    model = DecoderForCausalLM(DecoderConfig(vocab_size=len(tok), hidden_size=12, num_attention_heads=2,
+                                             num_hidden_layers=1, intermediate_size=17, tie_word_embeddings=False))
+    before = model.get_input_embeddings().weight.detach().clone()
+    report = init_embeddings_from_word2vec(model, tok, w2v, source_tokenizer=tok, rescale=False)
+    trained = [i for i in range(len(tok)) if i not in tok.all_special_ids]
+    w, head = model.get_input_embeddings().weight.detach(), model.get_output_embeddings().weight.detach()
+    assert torch.equal(w[trained], w2v.in_embed.weight[trained])  # exact, row for row
+    assert torch.equal(head[trained], w2v.out_embed.weight[trained])  # the note's "decode back to a token"
+    assert torch.equal(w[tok.all_special_ids], before[tok.all_special_ids])
+    assert (report.exact, report.string, report.kept, report.output_head) == (6, 0, 4, "word2vec_output")
+
+    # the same through a checkpoint folder (what --init-from-word2vec takes)
+    w2v.save_pretrained(tmp_path / "w2v")
+    tok.save_pretrained(tmp_path / "w2v")
+    model2 = DecoderForCausalLM(model.config)
+    report2 = init_embeddings_from_word2vec(model2, tok, tmp_path / "w2v", rescale=False)
+    assert report2.exact == 6 and torch.equal(model2.get_input_embeddings().weight[trained], w[trained])
+
+
+def test_seq2seq_shared_matrix_is_set_once_and_encoder_head_follows():
+    from w2vformer.modeling.configuration_encoder import EncoderConfig
+    from w2vformer.modeling.configuration_seq2seq import Seq2SeqConfig
+    from w2vformer.modeling.modeling_encoder import EncoderForMaskedLM
+    from w2vformer.modeling.modeling_seq2seq import Seq2SeqForConditionalGeneration
+
+    tok = _decoder_tokenizer()
+    w2v = _word2vec_and_tokenizer(tok, dim=8)
+    s2s = Seq2SeqForConditionalGeneration(Seq2SeqConfig(vocab_size=len(tok), hidden_size=8, num_attention_heads=2,
+                                                        encoder_layers=1, decoder_layers=1, intermediate_size=11))
+    report = init_embeddings_from_word2vec(s2s, tok, w2v, source_tokenizer=tok, rescale=False)
+    shared = s2s.get_input_embeddings().weight
+    for m in (s2s.model.encoder.embed_tokens, s2s.model.decoder.embed_tokens, s2s.lm_head):
+        assert m.weight is shared
+    assert torch.equal(shared[5], w2v.in_embed.weight[5]) and report.output_head == "tied"
+
+    enc = EncoderForMaskedLM(EncoderConfig(vocab_size=len(tok), hidden_size=8, num_attention_heads=2,
+                                           num_hidden_layers=1, intermediate_size=11))
+    init_embeddings_from_word2vec(enc, tok, w2v, source_tokenizer=tok, rescale=False)
+    assert torch.equal(enc.get_output_embeddings().weight[5], w2v.in_embed.weight[5])
+
+
+def test_word2vec_model_without_its_tokenizer_is_refused():
+    tok = _decoder_tokenizer()
+    with pytest.raises(ValueError, match="needs its tokenizer"):
+        init_embeddings_from_word2vec(tiny_bert(), wordpiece_tokenizer(), _word2vec_and_tokenizer(tok, 12))
