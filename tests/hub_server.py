@@ -251,6 +251,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- plumbing
     def _body(self) -> bytes:
+        return self._raw_body
+
+    def _read_body(self) -> bytes:
+        """Read the whole request body up front, so an early error answer never leaves bytes on a keep-alive
+        connection (they would be parsed as the next request)."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks, total = [], 0
             while True:
@@ -295,6 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), headers, "application/json")
 
     def _dispatch(self):
+        try:
+            self._raw_body = self._read_body()
+        except HubError as e:
+            self.close_connection = True  # the unread rest of the body makes the connection unusable
+            self._send_json({"error": e.message}, e.status, {"X-Error-Message": e.message, "Connection": "close"})
+            return
         try:
             parts = urlsplit(self.path)
             segs = [unquote(s) for s in parts.path.split("/")[1:]]  # unquote only after splitting

@@ -59,6 +59,9 @@ _EXPORTS: dict[str, str] = {
     "gensim_to_checkpoint": ".conversion.gensim_compat",
     "convert_from_transformers": ".conversion.checkpoints",
     "convert_to_transformers": ".conversion.checkpoints",
+    "fill_auto_map": ".hub",
+    "write_model_card": ".hub",
+    "push_to_hub": ".hub",
 }
 
 

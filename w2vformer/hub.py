@@ -216,7 +216,8 @@ def _usage(model_type: str | None, auto_map: dict, repo_id: str, words: list[str
     text = " ".join(words)
     lines = ["import torch", f"from transformers import {auto}" + (", AutoTokenizer" if has_tokenizer else ""), ""]
     if has_tokenizer:
-        lines.append(f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")')
+        # trust_remote_code here too: AutoTokenizer reads config.json, whose auto_map would otherwise prompt
+        lines.append(f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{remote})')
     lines.append(f'model = {auto}.from_pretrained("{repo_id}"{remote}).eval()')
     if family == "word2vec":
         lines += ["vectors = model.get_input_embeddings().weight.detach()  # (vocab_size, vector_size)"]

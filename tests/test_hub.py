@@ -1,0 +1,547 @@
+"""Sharing on the Hub, end to end, against the Hub-compatible server in tests/hub_server.py (127.0.0.1 only).
+
+User A (token ``hf_alice``) pushes with the real huggingface_hub / transformers clients; user B (``hf_bob``) loads
+in a fresh Python process in which ``w2vformer`` cannot be imported, with the Auto classes and
+``trust_remote_code=True``, and must get identical outputs. One subprocess checks every repo at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub_server import HubServer
+
+ALICE, BOB = "hf_alice_token", "hf_bob_token"
+TOKENS = {ALICE: "alice", BOB: "bob"}
+WORDS = [a + b for a in ("ba", "ko", "mi", "tu", "re", "sa") for b in ("la", "ni", "po", "ve", "du")]  # 30 words
+SPECIALS = {
+    "w2vformer_word2vec": ["[PAD]", "[UNK]"],
+    "w2vformer_encoder": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+    "w2vformer_decoder": ["[PAD]", "[UNK]", "<s>", "</s>"],
+    "w2vformer_seq2seq": ["[PAD]", "[UNK]", "<s>", "</s>", "[MASK]"],
+}
+TEXT = "bala koni mipo tuve redu sala"
+MAX_REQUESTS = 400  # the whole module; a retry loop or a runaway client would blow past it
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def hub():
+    """The server, with huggingface_hub and transformers pointed at it (LFS mode, Xet off, as HUB.md says)."""
+    import huggingface_hub.constants as constants
+    import transformers.utils.hub as transformers_hub
+
+    server = HubServer(tokens=TOKENS)
+    server.start()
+    saved = (constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, constants.HF_HUB_DISABLE_XET,
+             transformers_hub._hf_api)
+    constants.ENDPOINT = server.url
+    constants.HUGGINGFACE_CO_URL_TEMPLATE = server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    constants.HF_HUB_DISABLE_XET = True
+    transformers_hub._hf_api = None  # transformers caches one HfApi with the endpoint it saw first
+    try:
+        yield server
+    finally:
+        (constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, constants.HF_HUB_DISABLE_XET,
+         transformers_hub._hf_api) = saved
+        assert all(not path.startswith("http") for _, path, _ in server.requests)
+        assert len(server.requests) < MAX_REQUESTS, f"{len(server.requests)} requests to the test Hub"
+        server.stop()
+
+
+def make_tokenizer(model_type: str):
+    """A word-level tokenizer with the preset's special tokens (ids fixed as in COMMON.md) and post-processor."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = SPECIALS[model_type]
+    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    names = dict(pad_token="[PAD]", unk_token="[UNK]")
+    if model_type == "w2vformer_encoder":
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+        names.update(cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    elif model_type == "w2vformer_decoder":
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+        names.update(bos_token="<s>", eos_token="</s>")
+    elif model_type == "w2vformer_seq2seq":
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 3)])
+        names.update(bos_token="<s>", eos_token="</s>", mask_token="[MASK]")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **names)
+
+
+def make_model(model_type: str, seed: int = 0):
+    """A tiny random model of each family (odd sizes), in eval mode."""
+    from w2vformer.modeling import AUTO_CLASSES, _load
+
+    torch.manual_seed(seed)
+    config_module, config_name, models = AUTO_CLASSES[model_type]
+    config_cls = _load(config_module, config_name)
+    vocab = len(SPECIALS[model_type]) + len(WORDS)
+    common = dict(vocab_size=vocab, hidden_size=32, num_attention_heads=2, intermediate_size=37,
+                  max_position_embeddings=64)
+    if model_type == "w2vformer_word2vec":
+        config = config_cls(vocab_size=vocab, vector_size=13, objective="skipgram", loss="negative_sampling")
+        counts = torch.randint(1, 1000, (vocab,), generator=torch.Generator().manual_seed(seed))
+        model = _load(*models["AutoModel"])(config, token_counts=counts)
+        with torch.no_grad():  # word2vec initialises out_embed to zeros; make outputs depend on both matrices
+            model.out_embed.weight.normal_()
+        return model.eval()
+    if model_type == "w2vformer_encoder":
+        config = config_cls(num_hidden_layers=2, type_vocab_size=2, **common)
+        return _load(*models["AutoModelForMaskedLM"])(config).eval()
+    if model_type == "w2vformer_decoder":
+        config = config_cls(num_hidden_layers=2, bos_token_id=2, eos_token_id=3, **common)
+        return _load(*models["AutoModelForCausalLM"])(config).eval()
+    if model_type == "w2vformer_seq2seq":
+        config = config_cls(encoder_layers=2, decoder_layers=2, **common)
+        return _load(*models["AutoModelForSeq2SeqLM"])(config).eval()
+    raise AssertionError(f"test_hub.py has no tiny model for family {model_type!r}: add one to make_model")
+
+
+def families() -> list[str]:
+    from w2vformer.modeling import AUTO_CLASSES
+
+    return list(AUTO_CLASSES)
+
+
+@torch.no_grad()
+def reference_outputs(model_type: str, model, tokenizer) -> dict[str, torch.Tensor]:
+    """What user B must reproduce: the same computation as B_SCRIPT's ``outputs`` on A's in-memory objects."""
+    return _outputs(model_type, model, tokenizer, torch)
+
+
+def _outputs(model_type, model, tokenizer, torch):
+    # Kept in sync with B_SCRIPT by being the same source: B_SCRIPT embeds this function's text.
+    enc = tokenizer("bala koni mipo tuve redu sala", return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    out = {"input_ids": ids}
+    if model_type == "w2vformer_word2vec":
+        out["vectors"] = model.get_input_embeddings().weight.detach().clone()
+        out["hidden"] = model(center_ids=ids[0]).hidden
+    elif model_type == "w2vformer_encoder":
+        out["logits"] = model(input_ids=ids, attention_mask=mask).logits
+    elif model_type == "w2vformer_decoder":
+        out["logits"] = model(input_ids=ids, attention_mask=mask).logits
+        out["generated"] = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
+                                          pad_token_id=0)
+    elif model_type == "w2vformer_seq2seq":
+        start = torch.tensor([[model.config.decoder_start_token_id, 5, 6, 7]])
+        out["logits"] = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start).logits
+        out["generated"] = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False)
+    elif model_type == "bert":
+        out["logits"] = model(input_ids=ids, attention_mask=mask).logits
+    return out
+
+
+B_SCRIPT = r'''
+import contextlib, io, json, re, sys
+spec = json.load(open(sys.argv[1]))
+result = {"errors": {}, "classes": {}, "snippets": {}}
+try:
+    import w2vformer  # noqa: F401
+    result["w2vformer_importable"] = True
+except ImportError:
+    result["w2vformer_importable"] = False
+import torch
+import transformers
+from huggingface_hub import hf_hub_download
+from safetensors.torch import save_file
+
+OUTPUTS_SOURCE
+
+tensors = {}
+for case in spec["cases"]:
+    name, kwargs = case["name"], {}
+    if case.get("revision"):
+        kwargs["revision"] = case["revision"]
+    try:
+        model = getattr(transformers, case["auto"]).from_pretrained(
+            case["repo"], **kwargs, **({"trust_remote_code": True} if case["trust"] else {})).eval()
+    except Exception as e:  # the expected failures are recorded and asserted by the test
+        result["errors"][name] = f"{type(e).__name__}: {e}"
+        continue
+    result["classes"][name] = [type(model).__name__, type(model).__module__]
+    if case.get("kind") is None:
+        continue
+    tokenizer = transformers.AutoTokenizer.from_pretrained(case["repo"], **kwargs, trust_remote_code=case["trust"])
+    with torch.no_grad():
+        for key, value in _outputs(case["kind"], model, tokenizer, torch).items():
+            tensors[f"{name}/{key}"] = value.contiguous()
+    if case.get("vectors_bin"):
+        from gensim.models import KeyedVectors
+        kv = KeyedVectors.load_word2vec_format(hf_hub_download(case["repo"], "vectors.bin", **kwargs), binary=True)
+        result["gensim_words"] = list(kv.index_to_key)
+        tensors[f"{name}/gensim"] = torch.from_numpy(kv.vectors.copy())
+    if case.get("snippet"):
+        card = open(hf_hub_download(case["repo"], "README.md", **kwargs), encoding="utf-8").read()
+        blocks = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf):
+                for block in blocks:
+                    exec(compile(block, f"README.md of {case['repo']}", "exec"), {})
+            result["snippets"][name] = {"blocks": len(blocks), "stdout": buf.getvalue()}
+        except Exception as e:
+            result["snippets"][name] = {"blocks": len(blocks), "error": f"{type(e).__name__}: {e}"}
+save_file(tensors, sys.argv[2])
+json.dump(result, open(sys.argv[3], "w"))
+'''
+
+
+def run_user_b(hub: HubServer, cases: list[dict], tmp: Path) -> tuple[dict, dict]:
+    """Run B_SCRIPT in a fresh interpreter without w2vformer: ``python -S`` (no .pth files, so no editable
+    finder) with only the venv's site-packages on PYTHONPATH, a fresh HF_HOME, B's token, cwd outside the repo."""
+    import inspect
+
+    from safetensors.torch import load_file
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    script = B_SCRIPT.replace("OUTPUTS_SOURCE", inspect.getsource(_outputs))
+    (tmp / "user_b.py").write_text(script)
+    (tmp / "spec.json").write_text(json.dumps({"cases": cases}))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": sysconfig.get_paths()["purelib"],
+        "PYTHONNOUSERSITE": "1",
+        "HOME": str(tmp),
+        "HF_HOME": str(tmp / "hf_home"),
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": BOB,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "NO_PROXY": "127.0.0.1",
+    }
+    proc = subprocess.run([sys.executable, "-S", str(tmp / "user_b.py"), str(tmp / "spec.json"),
+                           str(tmp / "out.safetensors"), str(tmp / "out.json")],
+                          cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, f"user B's process failed:\n{proc.stderr[-4000:]}"
+    return json.loads((tmp / "out.json").read_text()), load_file(str(tmp / "out.safetensors"))
+
+
+def push_family(model_type: str, repo_id: str, tmp: Path, seed: int = 0, **card):
+    """Alice saves model + tokenizer and pushes with w2vformer.hub.push_to_hub (card, vectors.bin for Word2Vec)."""
+    from w2vformer.hub import push_to_hub
+
+    model, tokenizer = make_model(model_type, seed), make_tokenizer(model_type)
+    folder = tmp / f"{repo_id.replace('/', '--')}-{seed}"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    info = push_to_hub(folder, repo_id, token=ALICE, language="en", datasets=["alice/tiny-corpus"],
+                       metrics={"train_loss": 2.5, "eval_loss": 2.75}, **card)
+    return model, tokenizer, info
+
+
+def tiny_bert(seed: int = 0):
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(SPECIALS["w2vformer_encoder"]) + len(WORDS), hidden_size=32,
+                        num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
+    return BertForMaskedLM(config).eval()
+
+
+def assert_same(expected: dict, got: dict, name: str):
+    for key, value in expected.items():
+        assert f"{name}/{key}" in got, f"{name}: user B produced no {key!r}"
+        other = got[f"{name}/{key}"]
+        assert other.shape == value.shape, f"{name}/{key}: shape {tuple(other.shape)} != {tuple(value.shape)}"
+        assert torch.equal(other, value), f"{name}/{key}: max diff {(other.float() - value.float()).abs().max()}"
+
+
+# ------------------------------------------------------------------------------------------------ round trip
+def test_user_b_loads_every_family_from_the_hub_without_w2vformer(hub, tmp_path):
+    """Per family: A pushes (LFS for weights), B loads with Auto classes + trust_remote_code and gets identical
+    outputs and tokenizer; a second push is what B's next load gets while the first commit still loads by sha;
+    without trust_remote_code transformers refuses; the card's usage snippets run as pasted."""
+    from w2vformer.hub import FAMILIES, auto_map_for
+
+    cases, expected = [], {}
+    for model_type in families():
+        repo = f"alice/tiny-{model_type.split('_')[1]}"
+        model, tokenizer, first = push_family(model_type, repo, tmp_path, seed=0)
+        model2, _, second = push_family(model_type, repo, tmp_path, seed=1)  # retrained weights, same repo
+        assert first.oid != second.oid
+        kind = model_type
+        main_auto = next(a for a in FAMILIES[model_type]["auto"] if a in auto_map_for(model_type))
+        name = model_type.split("_")[1]
+        expected[f"{name}-v2"] = reference_outputs(model_type, model2, tokenizer)
+        expected[f"{name}-v1"] = reference_outputs(model_type, model, tokenizer)
+        cases += [
+            {"name": f"{name}-v2", "repo": repo, "auto": main_auto, "trust": True, "kind": kind,
+             "vectors_bin": model_type == "w2vformer_word2vec", "snippet": True},
+            {"name": f"{name}-v1", "repo": repo, "auto": main_auto, "trust": True, "kind": kind,
+             "revision": first.oid},
+            {"name": f"{name}-no-trust", "repo": repo, "auto": main_auto, "trust": False},
+        ]
+        # every other Auto class of the family loads the same checkpoint
+        cases += [{"name": f"{name}-{auto}", "repo": repo, "auto": auto, "trust": True}
+                  for auto in auto_map_for(model_type) if auto not in ("AutoConfig", main_auto)]
+        # the weights went through Git-LFS, the code and config inline, as on the real Hub
+        tree = {e["path"]: e for e in _tree(hub, repo)}
+        assert "lfs" in tree["model.safetensors"] and "lfs" not in tree["config.json"], tree
+        assert any(p.startswith("modeling_") for p in tree) and "README.md" in tree
+    bert = tiny_bert()
+    bert.push_to_hub("alice/stock-bert", token=ALICE)  # transformers' own push_to_hub, a stock model
+    make_tokenizer("w2vformer_encoder").push_to_hub("alice/stock-bert", token=ALICE)
+    expected["bert"] = reference_outputs("bert", bert, make_tokenizer("w2vformer_encoder"))
+    cases.append({"name": "bert", "repo": "alice/stock-bert", "auto": "AutoModelForMaskedLM", "trust": False,
+                  "kind": "bert"})
+    cases.append({"name": "private", "repo": _private_repo(hub, tmp_path), "auto": "AutoModel", "trust": True})
+
+    result, got = run_user_b(hub, cases, tmp_path / "user_b")
+
+    assert result["w2vformer_importable"] is False, "user B's process could import w2vformer"
+    assert set(result["errors"]) == {f"{m.split('_')[1]}-no-trust" for m in families()} | {"private"}, \
+        result["errors"]
+    for name, error in result["errors"].items():
+        if name == "private":
+            assert "not a valid model identifier" in error or "Repository Not Found" in error, error
+        else:  # transformers' own message
+            assert "ValueError" in error and "trust_remote_code=True" in error and "custom code" in error, error
+    for name, want in expected.items():
+        assert_same(want, got, name)
+    for model_type in families():
+        name = model_type.split("_")[1]
+        cls_name, module = result["classes"][f"{name}-v2"]
+        assert module.startswith("transformers_modules."), f"{name}: loaded {module}, not the repo's remote code"
+        for auto in auto_map_for(model_type):
+            if auto != "AutoConfig":
+                key = f"{name}-{auto}" if f"{name}-{auto}" in result["classes"] else f"{name}-v2"
+                assert result["classes"][key][0] == auto_map_for(model_type)[auto].split(".")[1], (auto, result)
+        snippet = result["snippets"][f"{name}-v2"]
+        assert "error" not in snippet and snippet["blocks"] >= 1 and snippet["stdout"], (name, snippet)
+    if "w2vformer_word2vec" in families():
+        vectors = expected["word2vec-v2"]["vectors"]
+        specials = len(SPECIALS["w2vformer_word2vec"])
+        assert result["gensim_words"] == WORDS
+        assert torch.equal(got["word2vec-v2/gensim"], vectors[specials:])
+    assert result["classes"]["bert"][0] == "BertForMaskedLM"
+
+
+def _tree(hub: HubServer, repo: str) -> list[dict]:
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=ALICE)
+    return [{"path": f.path, **({"lfs": f.lfs} if getattr(f, "lfs", None) else {})}
+            for f in api.list_repo_tree(repo, recursive=True) if hasattr(f, "size")]
+
+
+def _private_repo(hub: HubServer, tmp: Path) -> str:
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=ALICE)
+    repo = api.create_repo("alice/secret", private=True).repo_id
+    tiny_bert().save_pretrained(tmp / "secret")
+    api.upload_folder(repo_id=repo, folder_path=tmp / "secret")
+    return repo
+
+
+# ------------------------------------------------------------------------------------------------ access control
+def test_private_repo_is_invisible_to_others(hub, tmp_path):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from transformers import AutoModelForMaskedLM
+
+    repo = HfApi(token=ALICE).create_repo("alice/private-bert", private=True).repo_id
+    tiny_bert().push_to_hub(repo, token=ALICE)
+    assert HfApi(token=ALICE).model_info(repo).private is True
+    for token in (BOB, False):  # another user, and nobody
+        with pytest.raises(RepositoryNotFoundError):
+            HfApi(token=token).model_info(repo)
+    with pytest.raises(OSError, match="not a valid model identifier|Repository Not Found"):
+        AutoModelForMaskedLM.from_pretrained(repo, token=BOB)
+    assert AutoModelForMaskedLM.from_pretrained(repo, token=ALICE).config.hidden_size == 32
+
+
+def test_other_users_cannot_push_to_your_repo(hub, tmp_path):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    bert = tiny_bert()
+    first = bert.push_to_hub("alice/guarded", token=ALICE)
+    with pytest.raises(HfHubHTTPError) as err:
+        tiny_bert(seed=1).push_to_hub("alice/guarded", token=BOB)
+    assert err.value.response.status_code == 403
+    with pytest.raises(HfHubHTTPError) as err:
+        HfApi(token=BOB).create_repo("alice/bobs-idea")
+    assert err.value.response.status_code == 403
+    assert HfApi(token=BOB).model_info("alice/guarded").sha == first.oid  # unchanged
+
+
+def test_second_push_is_loaded_next_and_first_revision_by_sha(hub):
+    from transformers import AutoModelForMaskedLM
+
+    ids = torch.tensor([[2, 7, 8, 9, 3]])
+    v1, v2 = tiny_bert(seed=0), tiny_bert(seed=1)
+    first = v1.push_to_hub("alice/evolving", token=ALICE)
+    assert torch.equal(AutoModelForMaskedLM.from_pretrained("alice/evolving")(ids).logits, v1(ids).logits)
+    second = v2.push_to_hub("alice/evolving", token=ALICE)
+    assert torch.equal(AutoModelForMaskedLM.from_pretrained("alice/evolving")(ids).logits, v2(ids).logits)
+    old = AutoModelForMaskedLM.from_pretrained("alice/evolving", revision=first.oid)
+    assert torch.equal(old(ids).logits, v1(ids).logits)
+    assert first.oid != second.oid
+
+
+def test_push_with_the_clients_default_settings(hub, monkeypatch):
+    """Xet on (the client's default): with the server answering uploadMode "regular" every file goes inline in
+    the commit, and the model loads back; no LFS or Xet request is made."""
+    import huggingface_hub.constants as constants
+    from transformers import AutoModelForMaskedLM
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    monkeypatch.setattr(hub, "upload_mode", "regular")
+    start = len(hub.requests)
+    bert = tiny_bert(seed=3)
+    bert.push_to_hub("alice/inline-bert", token=ALICE)
+    paths = [p for _, p, _ in hub.requests[start:]]
+    assert not any("lfs" in p or "xet" in p for p in paths), paths
+    assert not any("lfs" in e for e in _tree(hub, "alice/inline-bert"))
+    ids = torch.tensor([[2, 9, 10, 3]])
+    assert torch.equal(AutoModelForMaskedLM.from_pretrained("alice/inline-bert")(ids).logits, bert(ids).logits)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_push_uploads_folder_with_card_to_a_private_branch(hub, tmp_path, capsys):
+    from huggingface_hub import HfApi, ModelCard, hf_hub_download
+
+    from w2vformer.cli import main
+
+    model_type = families()[0]
+    folder = tmp_path / "saved"
+    make_model(model_type).save_pretrained(folder)
+    make_tokenizer(model_type).save_pretrained(folder)
+    before = sorted(p.name for p in folder.iterdir())
+    argv = ["push", str(folder), "alice/cli-repo", "--private", "--revision", "dev", "--token", ALICE,
+            "--endpoint", hub.url, "--language", "en"]
+    assert main(argv) == 0
+    assert "alice/cli-repo" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == before  # the source folder is not modified
+    api = HfApi(token=ALICE)
+    assert api.model_info("alice/cli-repo").private is True
+    files = set(api.list_repo_files("alice/cli-repo", revision="dev"))
+    assert set(before) | {"README.md"} <= files
+    assert api.list_repo_files("alice/cli-repo") == [".gitattributes"]  # main untouched
+    card = ModelCard.load(hf_hub_download("alice/cli-repo", "README.md", revision="dev", token=ALICE))
+    assert card.data.language == "en" and "w2vformer" in card.data.tags
+    # Bob is refused with one clear line, no traceback
+    assert main(["push", str(folder), "alice/cli-repo", "--token", BOB, "--endpoint", hub.url]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert main(["push", str(tmp_path / "missing"), "alice/x", "--token", ALICE]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ export (offline)
+@pytest.mark.parametrize("model_type", ["w2vformer_word2vec", "w2vformer_encoder", "w2vformer_decoder",
+                                        "w2vformer_seq2seq"])
+def test_save_writes_remote_code_and_full_auto_map(model_type, tmp_path):
+    from w2vformer.hub import auto_map_for
+    from w2vformer.modeling import AUTO_CLASSES
+
+    if model_type not in AUTO_CLASSES:
+        pytest.fail(f"family {model_type!r} is not registered in w2vformer.modeling.AUTO_CLASSES")
+    make_model(model_type).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"] == auto_map_for(model_type)
+    assert set(config["auto_map"]) == {"AutoConfig", *AUTO_CLASSES[model_type][2]}
+    for target in config["auto_map"].values():
+        module, cls = target.split(".")
+        source = (tmp_path / f"{module}.py").read_text()
+        assert re.search(rf"^class {cls}\b", source, flags=re.M), f"{module}.py does not define {cls}"
+    check_remote_code_is_safe(tmp_path)
+
+
+FORBIDDEN_MODULES = {"subprocess", "socket", "urllib", "requests", "http", "httpx", "ftplib", "telnetlib",
+                     "smtplib", "pty", "multiprocessing", "ctypes", "pickle", "marshal", "shutil"}
+FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "system", "popen", "spawnl", "execv", "execve",
+                   "startfile", "urlopen"}
+
+
+def check_remote_code_is_safe(folder: Path) -> None:
+    """The copied modeling files import no network/shell module and call no eval/exec/os.system (AST + text)."""
+    files = sorted(folder.glob("*.py"))
+    assert files, f"no remote code in {folder}"
+    for path in files:
+        source = path.read_text()
+        for banned in ("subprocess", "os.system", "socket", "urllib", "requests.", "import requests"):
+            assert banned not in source, f"{path.name} mentions {banned!r}"
+        assert not re.search(r"(?<![\w.])(eval|exec)\(", source), f"{path.name} calls eval/exec"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for name in names:
+                    assert name.split(".")[0] not in FORBIDDEN_MODULES, f"{path.name} imports {name}"
+                    if isinstance(node, ast.ImportFrom) and node.level:
+                        assert (folder / f"{name}.py").is_file(), f"{path.name}: .{name} not shipped"
+            elif isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
+                assert name not in FORBIDDEN_CALLS, f"{path.name}:{node.lineno} calls {name}()"
+
+
+def test_model_card_metadata_and_body(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from w2vformer.hub import write_model_card, write_word2vec_vectors
+
+    model_type = "w2vformer_word2vec" if "w2vformer_word2vec" in families() else families()[0]
+    make_model(model_type).save_pretrained(tmp_path)
+    make_tokenizer(model_type).save_pretrained(tmp_path)
+    if model_type == "w2vformer_word2vec":
+        write_word2vec_vectors(tmp_path)
+    metrics = {"train_loss": 2.31, "eval_loss": 2.5, "analogy_accuracy": 0.41, "wordsim_spearman": 0.62}
+    path = write_model_card(tmp_path, repo_id="alice/w2v", language="en", license="apache-2.0",
+                            datasets=["alice/corpus"], metrics=metrics, training={"batch_size": 13},
+                            init_embeddings="Word2Vec vectors of alice/w2v-base")
+    card = ModelCard.load(path)
+    data = card.data
+    assert data.library_name == "transformers" and data.language == "en" and data.license == "apache-2.0"
+    assert data.datasets == ["alice/corpus"]
+    assert {"w2vformer", "custom_code"} <= set(data.tags)
+    assert {r.metric_name: r.metric_value for r in data.eval_results} == metrics
+    assert set(data.metrics) == {"loss", "accuracy", "spearmanr"}
+    assert 'from_pretrained("alice/w2v", trust_remote_code=True)' in card.text
+    assert "alice/w2v-base" in card.text and "batch_size" in card.text
+    if model_type == "w2vformer_word2vec":
+        assert data.pipeline_tag == "feature-extraction" and {"word2vec", "skipgram"} <= set(data.tags)
+        assert "load_word2vec_format" in card.text and "vectors.bin" in card.text
+    with pytest.raises(ValueError, match="unknown model card field"):
+        write_model_card(tmp_path, langauge="en")
+    with pytest.raises(ValueError, match="metrics must map names to numbers"):
+        write_model_card(tmp_path, metrics={"loss": "low"})
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        write_model_card(tmp_path / "nothing")
+
+
+def test_word2vec_vectors_bin_reads_back_in_gensim(tmp_path):
+    from gensim.models import KeyedVectors
+
+    from w2vformer.hub import write_word2vec_vectors
+
+    model = make_model("w2vformer_word2vec")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+        write_word2vec_vectors(tmp_path)
+    make_tokenizer("w2vformer_word2vec").save_pretrained(tmp_path)
+    kv = KeyedVectors.load_word2vec_format(write_word2vec_vectors(tmp_path), binary=True)
+    assert kv.index_to_key == WORDS  # [PAD] and [UNK] left out, ids in order
+    specials = len(SPECIALS["w2vformer_word2vec"])
+    assert torch.equal(torch.from_numpy(kv.vectors), model.get_input_embeddings().weight.detach()[specials:])
+    tiny_bert().save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError, match="not a Word2Vec model"):
+        write_word2vec_vectors(tmp_path / "bert")
