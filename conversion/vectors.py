@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from w2vformer._io import atomic_dir
+from w2vformer._io import atomic_dir, open_safetensors, read_json_file
 from w2vformer.conversion.glove import read_glove, write_glove
 from w2vformer.conversion.word2vec_format import (
     VectorFormatError,
@@ -47,6 +47,7 @@ from w2vformer.conversion.word2vec_format import (
     open_for_reading,
     read_vocab_counts,
     read_word2vec,
+    reading_errors,
     sniff_word2vec_binary,
     validate_vectors,
     write_vocab_counts,
@@ -120,7 +121,7 @@ def detect_format(path: str | os.PathLike, for_writing: bool = False) -> str:
         if (path / "config.json").is_file():
             return "w2vformer"
         raise VectorFormatError(f"{str(path)!r} is a folder without config.json, not a w2vformer checkpoint; {choose}")
-    with open_for_reading(path) as f:
+    with reading_errors(path), open_for_reading(path) as f:
         head = f.read(1 << 16)
     if head.startswith(_FASTTEXT_BIN_MAGIC):
         raise VectorFormatError(
@@ -130,7 +131,9 @@ def detect_format(path: str | os.PathLike, for_writing: bool = False) -> str:
     first = head.split(b"\n", 1)[0]
     parts = first.split()
     if len(parts) == 2 and all(p.isdigit() for p in parts):
-        if sniff_word2vec_binary(path):
+        with reading_errors(path):
+            binary = sniff_word2vec_binary(path)
+        if binary:
             return "word2vec-bin"
         return "fasttext" if _suffix(path) == ".vec" else "word2vec-txt"
     if looks_like_text_row(first, None):
@@ -418,12 +421,10 @@ def _read_checkpoint(src_dir, include_special_tokens: bool, limit: int | None):
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(src / "tokenizer.json"))
-    model_type = json.loads((src / "config.json").read_text(encoding="utf-8")).get("model_type")
+    model_type = read_json_file(src / "config.json").get("model_type")
     counts = None
     if model_type == "w2vformer_word2vec" and (src / "model.safetensors").is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(src / "model.safetensors"), framework="numpy") as st:
+        with open_safetensors(src / "model.safetensors", framework="numpy") as st:
             vectors = st.get_tensor("in_embed.weight")
             if "token_counts" in st.keys():
                 counts = st.get_tensor("token_counts")

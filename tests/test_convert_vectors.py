@@ -155,6 +155,14 @@ def test_compressed_files(tmp_path):
     kv = KeyedVectors.load_word2vec_format(str(tmp_path / "plain.bin"), binary=True)
     assert_same(words, vectors, kv.index_to_key, kv.vectors)
 
+    raw = (tmp_path / "v.bin.gz").read_bytes()
+    (tmp_path / "cut.bin.gz").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "fake.txt.gz").write_bytes(b"not gzip")
+    for bad in ("cut.bin.gz", "fake.txt.gz"):
+        for fmt in (None, "word2vec-bin", "glove"):
+            with pytest.raises(VectorFormatError, match="compressed, it is damaged"):
+                read_vectors(tmp_path / bad, fmt)
+
 
 def test_format_detection(tmp_path):
     words, vectors = sample_vectors()
@@ -470,3 +478,14 @@ def test_vocab_counts_file_like_gensim_fvocab(tmp_path):
     with pytest.raises(VectorFormatError, match="no count for 22 of the 23 words"):
         vectors_to_checkpoint(tmp_path / "v.bin", tmp_path / "never", vocab_file=tmp_path / "short.txt")
     assert not (tmp_path / "never").exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=vocab_and_vectors(), binary=st.booleans())
+def test_property_gensim_parity_both_ways(tmp_path, data, binary):
+    words, vectors = data
+    write_word2vec(tmp_path / "ours", words, vectors, binary=binary, progress=False)
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "ours"), binary=binary)
+    assert_same(words, vectors, kv.index_to_key, kv.vectors)
+    kv.save_word2vec_format(str(tmp_path / "gensim"), binary=binary)
+    assert_same(words, vectors, *read_word2vec(tmp_path / "gensim", progress=False))
