@@ -41,6 +41,13 @@ _EXPORTS: dict[str, str] = {
     "EncoderForMaskedLM": ".modeling.modeling_encoder",
     "EncoderForSequenceClassification": ".modeling.modeling_encoder",
     "EncoderForTokenClassification": ".modeling.modeling_encoder",
+    "init_embeddings_from_word2vec": ".conversion.embedding_init",
+    "EmbeddingInitReport": ".conversion.embedding_init",
+    "FreezeEmbeddingsCallback": ".conversion.embedding_init",
+    "train_transformer": ".training.lm",
+    "plot_attention": ".plotting",
+    "plot_embeddings": ".plotting",
+    "plot_loss_curves": ".plotting",
     "train_tokenizer": ".tokenization.trainer",
     "save_tokenizer": ".tokenization.trainer",
     "demo_corpus_path": ".tokenization.corpus",
@@ -62,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "fill_auto_map": ".hub",
     "write_model_card": ".hub",
     "push_to_hub": ".hub",
+    "train_word2vec": ".training.word2vec",
 }
 
 
