@@ -32,7 +32,6 @@ current (initialisation-scale) embedding matrix.
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import TrainerCallback
+
+from w2vformer._io import read_json_file
 
 __all__ = [
     "EmbeddingInitReport",
@@ -162,7 +163,7 @@ def _load_source(source, source_tokenizer) -> _Vectors:
         if not path.exists():
             raise FileNotFoundError(f"word vectors {str(path)!r} do not exist; pass a Word2Vec checkpoint folder or a vector file")
         if path.is_dir():
-            config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
+            config = read_json_file(path / "config.json") if (path / "config.json").exists() else {}
             if config.get("model_type") != "w2vformer_word2vec":
                 raise ValueError(
                     f"{str(path)!r} is not a Word2Vec checkpoint folder (config.json model_type is "

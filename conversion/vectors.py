@@ -391,7 +391,9 @@ def _write_checkpoint(out_dir, words: Sequence[str], vectors: np.ndarray, *, cou
         if len(token_counts) != len(words):
             raise ValueError(f"{len(token_counts)} counts for {len(words)} words; pass one count per word")
         token_counts = np.concatenate([np.zeros(pad_rows, np.int64), token_counts])
-    config = Word2VecConfig(vocab_size=n_vocab, vector_size=dim, pad_token_id=0, **(config_overrides or {}))
+    # min_count=0: every word of the file is in the vocabulary, whatever its (possibly made-up) count
+    options = {"min_count": 0, **(config_overrides or {})}
+    config = Word2VecConfig(vocab_size=n_vocab, vector_size=dim, pad_token_id=0, **options)
     if config.loss != "negative_sampling":
         raise ValueError("a checkpoint made from vectors has no Huffman tree; use loss='negative_sampling'")
     config.dtype = "float16" if fp16 else "float32"

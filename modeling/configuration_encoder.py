@@ -132,6 +132,12 @@ class EncoderConfig(PreTrainedConfig):
                 f"max_position_embeddings ({self.max_position_embeddings}) must be >= 1, type_vocab_size "
                 f"({self.type_vocab_size}) and position_offset ({self.position_offset}) >= 0"
             )
+        for name in ("dropout", "attention_dropout", "activation_dropout", "classifier_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
 
     def validate_architecture(self):
         """Re-run the checks (transformers calls this hook on validation and before saving)."""

@@ -107,6 +107,19 @@ def build_huffman_tree(counts) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return codes, points, lengths
 
 
+def _check_ids(name: str, ids: torch.Tensor | None, vocab_size: int) -> None:
+    """Raise a clear ``ValueError`` for an id outside ``[0, vocab_size)`` (not an index error inside torch)."""
+    if ids is None or ids.numel() == 0 or torch.compiler.is_compiling():
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = high if high >= vocab_size else low
+        raise ValueError(
+            f"{name} contains id {bad}, outside the vocabulary of size {vocab_size} (valid ids are "
+            f"0..{vocab_size - 1}); check that the tokenizer and token counts match the model's config"
+        )
+
+
 @dataclass
 class Word2VecOutput(ModelOutput):
     """Output of [`Word2VecModel.forward`].
@@ -247,6 +260,8 @@ class Word2VecModel(Word2VecPreTrainedModel):
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
+        for name, ids in (("center_ids", center_ids), ("context_ids", context_ids), ("negative_ids", negative_ids)):
+            _check_ids(name, ids, config.vocab_size)
         if config.objective == "skipgram":
             if center_ids is None:
                 raise ValueError("skip-gram needs center_ids (B,) as input")

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_dir", "check_input_files", "publish_files"]
+__all__ = ["atomic_write", "atomic_dir", "check_input_files", "publish_files", "read_json_file", "open_safetensors"]
 
 
 @contextlib.contextmanager
@@ -113,3 +113,33 @@ def publish_files(src_dir: str | os.PathLike, dst_dir: str | os.PathLike) -> lis
             moved.append(target)
     shutil.rmtree(src, ignore_errors=True)
     return moved
+
+
+def read_json_file(path: str | os.PathLike):
+    """Parse a JSON file (a checkpoint's ``config.json``, ...), raising ``ValueError`` that names the file
+    when it is not JSON (json's own message names only a line and column)."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({e}); repair the file or save the checkpoint again") from None
+
+
+def open_safetensors(path: str | os.PathLike, framework: str = "numpy"):
+    """``safetensors.safe_open(path)``, raising ``ValueError`` naming the file when it is truncated or corrupted
+    (safetensors' own message, e.g. "incomplete metadata, file not fully covered", names no file).
+
+    Returns:
+        The open ``safe_open`` handle (use it as a context manager).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(os.fspath(path), framework=framework)
+    except SafetensorError as e:
+        raise ValueError(
+            f"{str(path)!r} is not a readable safetensors file ({e}): it is truncated or corrupted; "
+            "save or download the checkpoint again"
+        ) from None
