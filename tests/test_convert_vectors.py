@@ -347,6 +347,10 @@ def test_checkpoint_round_trips(tmp_path):
 
     wv = load_word2vec_format(tmp_path / "ckpt")
     assert wv.index_to_key == words[2:] and wv.counts.tolist() == list(range(len(words) - 2, 0, -1))
+    from w2vformer.keyedvectors import WordVectors
+
+    wv = WordVectors.from_pretrained(tmp_path / "ckpt")  # every word, though the made-up counts go down to 1
+    assert_same(words[2:], vectors[2:], wv.index_to_key, wv.vectors)
 
 
 def test_special_token_in_the_wrong_row_is_refused(tmp_path):
