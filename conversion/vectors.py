@@ -532,6 +532,7 @@ def convert_vectors(
     limit: int | None = None,
     unicode_errors: str = "strict",
     vocab_file: str | os.PathLike | None = None,
+    include_special_tokens: bool | None = None,
     progress: bool = True,
 ) -> tuple[str, str]:
     """Convert between any two of ``FORMATS`` (what ``w2vformer convert vectors`` runs).
@@ -544,6 +545,8 @@ def convert_vectors(
         unicode_errors: "strict", "replace" or "ignore" for the input's words.
         vocab_file: into a checkpoint: read the real counts from these ``word count`` lines; out of a
             checkpoint: write its counts there.
+        include_special_tokens: out of a checkpoint, also write [PAD], [UNK], ...; None: only when the output
+            is a checkpoint too (so ids are kept).
         progress: show a tqdm bar (on a terminal only).
 
     Returns:
@@ -554,7 +557,9 @@ def convert_vectors(
     if Path(src).resolve() == Path(dst).resolve():
         raise ValueError(f"input and output are the same path {str(src)!r}; choose another output")
     if src_fmt == "w2vformer":
-        words, vectors, counts = _read_checkpoint(src, dst_fmt == "w2vformer", limit)
+        if include_special_tokens is None:
+            include_special_tokens = dst_fmt == "w2vformer"
+        words, vectors, counts = _read_checkpoint(src, include_special_tokens, limit)
         if vocab_file is not None and counts is None:
             raise ValueError(f"{str(src)!r} has no token_counts to write to {str(vocab_file)!r}")
     else:

@@ -157,6 +157,9 @@ def test_cli_vectors(tmp_path, capsys):
     assert code == 0, err
     got_words, got = read_vectors(tmp_path / "back.vec")
     assert got_words == words[:4] and np.array_equal(got, vectors[:4].astype(np.float16).astype(np.float32))
+    code, out, err = run_cli(capsys, "vectors", tmp_path / "ckpt", tmp_path / "all.vec", "--special-tokens")
+    assert code == 0, err
+    assert read_vectors(tmp_path / "all.vec")[0] == ["[PAD]", "[UNK]"] + words[:4]
 
     (tmp_path / "bad.txt").write_bytes(b"2 5\nw0 1 2 3 4 5\nw1 1.000 2.000 3.000\n")
     code, out, err = run_cli(capsys, "vectors", tmp_path / "bad.txt", tmp_path / "never.bin")

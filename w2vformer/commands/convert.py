@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--vocab", metavar="FILE",
                    help="'word count' lines (word2vec -save-vocab, gensim fvocab): read as the real counts when "
                         "converting into a checkpoint, written from the checkpoint's counts when converting out of one")
+    p.add_argument("--special-tokens", action="store_true",
+                   help="out of a checkpoint: also write [PAD], [UNK], ... (first rows, so reading back keeps the ids)")
     p.set_defaults(func=_vectors)
 
     directions = (
@@ -57,7 +59,8 @@ def _vectors(args) -> int:
     if args.limit is not None and args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     src_fmt, dst_fmt = convert_vectors(args.input, args.output, args.from_format, args.to_format, fp16=args.fp16,
-                                       limit=args.limit, unicode_errors=args.unicode_errors, vocab_file=args.vocab)
+                                       limit=args.limit, unicode_errors=args.unicode_errors, vocab_file=args.vocab,
+                                       include_special_tokens=True if args.special_tokens else None)
     print(f"{args.input} ({src_fmt}) -> {args.output} ({dst_fmt})")
     return 0
 
