@@ -11,11 +11,9 @@ through gzip), so the raw text is never held in memory, only the ids.
 
 from __future__ import annotations
 
-import gzip
 import os
 from array import array
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -43,12 +41,6 @@ class EncodedCorpus:
         return len(self.offsets) - 1
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def is_file_source(source) -> bool:
     """True if ``source`` names files: a path, or a list/tuple of paths (str or PathLike)."""
     if isinstance(source, (str, os.PathLike)):
@@ -65,11 +57,11 @@ def iter_texts(source) -> Iterator:
             of sentence strings, pass ``iter(list)``.
     """
     if is_file_source(source):
-        from w2vformer._io import check_input_files
+        # bounded memory per line (a huge line is cut at whitespace) and a ValueError naming the file and byte
+        # offset for non-UTF-8 input
+        from w2vformer.tokenization.corpus import iter_text_lines
 
-        for path in check_input_files(source):
-            with _open_text(path) as f:
-                yield from f
+        yield from iter_text_lines(source)
         return
     yield from source
 
