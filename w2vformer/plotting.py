@@ -70,9 +70,8 @@ def _use_cjk_font() -> None:
     if path == str(_BUNDLED_FONT):
         font_manager.fontManager.addfont(path)
     name = font_manager.FontProperties(fname=path).get_name()
-    families = list(matplotlib.rcParams["font.sans-serif"])
-    matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans", name] + [f for f in families if f not in ("DejaVu Sans", name)]
-    matplotlib.rcParams["font.family"] = "sans-serif"
+    # matplotlib falls back glyph by glyph only across an explicit list of families
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", name]
     matplotlib.rcParams["axes.unicode_minus"] = False
     _font_ready = True
 
