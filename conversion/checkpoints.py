@@ -227,4 +227,5 @@ def convert_to_transformers(src_dir: str | os.PathLike, out_dir: str | os.PathLi
         if check:
             reloaded = getattr(transformers, type(stock).__name__).from_pretrained(tmp, dtype="auto")
             _check_same_outputs(ours, reloaded, family, f"{src} ({our_name}) -> {type(stock).__name__}")
-    return {"family": family.stock_model_type, "source_class": our_name, "class": type(stock).__name__, "carried": carried}
+    return {"family": family.stock_model_type, "source_class": our_name, "class": type(stock).__name__,
+            "carried": carried}

@@ -61,7 +61,7 @@ def from_gensim(obj):
 
 
 def to_gensim(wv):
-    """A gensim ``KeyedVectors`` from a :class:`~w2vformer.keyedvectors.WordVectors` (counts as the ``count`` attribute).
+    """A gensim ``KeyedVectors`` from a :class:`~w2vformer.keyedvectors.WordVectors` (counts as ``count``).
 
     Args:
         wv: anything with ``index_to_key`` and ``vectors`` (N, D); ``counts`` (N,) is used when present.

@@ -115,7 +115,9 @@ def detect_format(path: str | os.PathLike, for_writing: bool = False) -> str:
         by_ext = {".bin": "word2vec-bin", ".vec": "fasttext", "": "w2vformer",
                   ".txt": "glove" if "glove" in path.name.lower() else "word2vec-txt"}
         if ext not in by_ext:
-            raise VectorFormatError(f"cannot tell the output format of {str(path)!r} from its extension {ext!r}; {choose}")
+            raise VectorFormatError(
+                f"cannot tell the output format of {str(path)!r} from its extension {ext!r}; {choose}"
+            )
         return by_ext[ext]
     if path.is_dir():
         if (path / "config.json").is_file():
@@ -247,11 +249,14 @@ def load_word2vec_format(
     if fmt == "w2vformer":
         words, vectors, counts = _read_checkpoint(path, False, limit)
         return WordVectors(words, vectors, counts)
-    words, vectors = read_vectors(path, fmt, limit=limit, unicode_errors=unicode_errors, allow_nonfinite=allow_nonfinite)
+    words, vectors = read_vectors(path, fmt, limit=limit, unicode_errors=unicode_errors,
+                                  allow_nonfinite=allow_nonfinite)
     return WordVectors(words, vectors, None)
 
 
-def save_word2vec_format(wv, path: str | os.PathLike, binary: bool = True, *, fp16: bool = False, format: str | None = None) -> str:
+def save_word2vec_format(
+    wv, path: str | os.PathLike, binary: bool = True, *, fp16: bool = False, format: str | None = None
+) -> str:
     """Save a :class:`~w2vformer.keyedvectors.WordVectors` (or a gensim KeyedVectors) to a vector file.
 
     Args:
@@ -376,7 +381,9 @@ def _write_checkpoint(out_dir, words: Sequence[str], vectors: np.ndarray, *, cou
     if out_vectors is not None:
         out_vectors = np.asarray(out_vectors, dtype=np.float32)
         if out_vectors.shape != vectors.shape:
-            raise ValueError(f"output vectors have shape {out_vectors.shape}, input vectors {vectors.shape}; they must match")
+            raise ValueError(
+                f"output vectors have shape {out_vectors.shape}, input vectors {vectors.shape}; they must match"
+            )
         check_finite(out_vectors, 0, lambda r: f"{source} output vectors row {r}", False)
     if fp16:
         check_fp16_range(vectors, source)
@@ -441,7 +448,9 @@ def _read_checkpoint(src_dir, include_special_tokens: bool, limit: int | None):
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     id_to_word = {i: w for w, i in tok.get_vocab(with_added_tokens=True).items()}
     if len(id_to_word) > len(vectors) or max(id_to_word) >= len(vectors):
-        raise ValueError(f"{src}: the tokenizer has ids up to {max(id_to_word)} but the embedding matrix has {len(vectors)} rows")
+        raise ValueError(
+            f"{src}: the tokenizer has ids up to {max(id_to_word)} but the embedding matrix has {len(vectors)} rows"
+        )
     special = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
     ids = [i for i in sorted(id_to_word) if include_special_tokens or id_to_word[i] not in special]
     if limit is not None:

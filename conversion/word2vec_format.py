@@ -179,7 +179,9 @@ def validate_vectors(
     if vectors.shape[1] == 0:
         raise VectorFormatError(f"{source}: vectors have dimension 0; nothing to write")
     if len(words) != vectors.shape[0]:
-        raise VectorFormatError(f"{source}: {len(words)} words but {vectors.shape[0]} vector rows; pass one word per row")
+        raise VectorFormatError(
+            f"{source}: {len(words)} words but {vectors.shape[0]} vector rows; pass one word per row"
+        )
     if not np.issubdtype(vectors.dtype, np.floating):
         raise VectorFormatError(f"{source}: vectors have dtype {vectors.dtype}; pass floating-point values")
     seen: dict[str, int] = {}
@@ -275,7 +277,9 @@ def reading_errors(path):
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except (EOFError, zlib.error, OSError) as e:
-        raise VectorFormatError(f"{path}: the file could not be read ({e}); if it is compressed, it is damaged: download it again") from None
+        raise VectorFormatError(
+            f"{path}: the file could not be read ({e}); if it is compressed, it is damaged: download it again"
+        ) from None
 
 
 def _check_body_size(path, header_bytes: int, n: int, dim: int, binary: bool) -> None:
@@ -369,7 +373,8 @@ def _read_binary_body(f, path, count, n, dim, unicode_errors, allow_nonfinite, p
             word = decode_word(raw, unicode_errors, where(row))
             if word in index:
                 raise VectorFormatError(
-                    f"{where(row)}: word {word!r} repeats row {index[word]}; words must be unique (deduplicate the file)"
+                    f"{where(row)}: word {word!r} repeats row {index[word]}; words must be unique "
+                    "(deduplicate the file)"
                 )
             index[word] = row
             words.append(word)
@@ -594,7 +599,9 @@ def read_vocab_counts(path: str | os.PathLike, words: Sequence[str], unicode_err
             if not parts:
                 continue
             if len(parts) != 2 or not parts[1].isdigit():
-                raise VectorFormatError(f"{path}: line {lineno} {line[:80]!r} is not 'word count'; pass a vocabulary file")
+                raise VectorFormatError(
+                    f"{path}: line {lineno} {line[:80]!r} is not 'word count'; pass a vocabulary file"
+                )
             counts[decode_word(parts[0], unicode_errors, f"{path}: line {lineno}")] = int(parts[1])
     missing = [w for w in words if w not in counts]
     if missing:

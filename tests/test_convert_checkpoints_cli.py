@@ -23,8 +23,9 @@ from w2vformer.conversion.word2vec_format import write_word2vec
 def stock_model(family: str):
     torch.manual_seed(0)
     if family == "bert":
-        config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
-                                         intermediate_size=INTERMEDIATE, max_position_embeddings=64, pad_token_id=0)
+        config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2,
+                                         num_attention_heads=4, intermediate_size=INTERMEDIATE,
+                                         max_position_embeddings=64, pad_token_id=0)
         return transformers.BertForMaskedLM(config)
     if family == "gpt2":
         config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=HIDDEN, n_layer=2, n_head=4, n_positions=64,

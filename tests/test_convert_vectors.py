@@ -196,25 +196,49 @@ def text_rows(words, vectors):
     return "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in zip(words, vectors)).encode()
 
 
+def header(count, dim=3):
+    return f"{count} {dim}\n".encode()
+
+
+def rows_with(value, row):
+    """The test vectors with ``value`` in every column of ``row``."""
+    return lambda v: np.where(np.arange(len(v))[:, None] == row, value, v)
+
+
 BAD_INPUTS = {
-    # name: (file name, content builder, expected message pattern)
-    "truncated binary": ("t.bin", lambda w, v: b"6 3\n" + binary_rows(w, v)[:-9], r"file ends at row 5 of 6.*truncated"),
-    "binary count too small": ("s.bin", lambda w, v: b"4 3\n" + binary_rows(w, v), r"announces 4 rows but data follows"),
-    "binary count too large": ("l.bin", lambda w, v: b"60 3\n" + binary_rows(w, v), r"announces 60 rows.*truncated"),
-    "binary wrong dim": ("d.bin", lambda w, v: b"6 2\n" + binary_rows(w, v), r"row \d.*(line break|not valid UTF-8|file ends)"),
-    "text count too large": ("l.txt", lambda w, v: b"9 3\n" + text_rows(w, v), r"(announces 9 rows|ends after 6 rows)"),
-    "text count too small": ("s.txt", lambda w, v: b"4 3\n" + text_rows(w, v), r"line 6: the header announces 4 rows"),
-    "text wrong width": ("w.txt", lambda w, v: b"6 3\n" + text_rows(w, v).replace(b"\nw3 ", b"\nw3 1.5 "),
+    # name: (file name, content builder (words, vectors) -> bytes, expected message pattern)
+    "truncated binary": ("t.bin", lambda w, v: header(6) + binary_rows(w, v)[:-9],
+                         r"file ends at row 5 of 6.*truncated"),
+    "binary count too small": ("s.bin", lambda w, v: header(4) + binary_rows(w, v),
+                               r"announces 4 rows but data follows"),
+    "binary count too large": ("l.bin", lambda w, v: header(60) + binary_rows(w, v),
+                               r"announces 60 rows.*truncated"),
+    "binary wrong dim": ("d.bin", lambda w, v: header(6, 2) + binary_rows(w, v),
+                         r"row \d.*(line break|not valid UTF-8|file ends)"),
+    "text count too large": ("l.txt", lambda w, v: header(9) + text_rows(w, v),
+                             r"(announces 9 rows|ends after 6 rows)"),
+    "text count too small": ("s.txt", lambda w, v: header(4) + text_rows(w, v),
+                             r"line 6: the header announces 4 rows"),
+    "text wrong width": ("w.txt", lambda w, v: header(6) + text_rows(w, v).replace(b"\nw3 ", b"\nw3 1.5 "),
                          r"line 5 \(row 3\): 4 values after the word 'w3', expected 3"),
-    "glove wrong width": ("g.txt", lambda w, v: text_rows(w, v).replace(b"\nw3 ", b"\nw3 1.5 "), r"line 4 \(row 3\): 4 values"),
-    "duplicate word": ("dup.txt", lambda w, v: b"6 3\n" + text_rows(w[:3] + ["w1"] + w[4:], v), r"line 5 \(row 3\): word 'w1' repeats row 1"),
-    "duplicate word binary": ("dup.bin", lambda w, v: b"6 3\n" + binary_rows(w[:3] + ["w1"] + w[4:], v), r"row 3 .*'w1' repeats row 1"),
-    "not a number": ("n.txt", lambda w, v: b"6 3\n" + text_rows(w, v).replace(b"\nw2 ", b"\nw2 x"), r"line 4 \(row 2\): b'x[0-9.]+' is not a number"),
-    "nan": ("nan.bin", lambda w, v: b"6 3\n" + binary_rows(w, np.where(np.arange(6)[:, None] == 4, np.nan, v)), r"row 4.*not finite.*allow_nonfinite"),
-    "inf text": ("inf.txt", lambda w, v: b"6 3\n" + text_rows(w, np.where(np.arange(6)[:, None] == 2, np.inf, v)), r"line 4 \(row 2\).*not finite"),
-    "non-utf8 word": ("u.txt", lambda w, v: b"6 3\n" + text_rows(w, v).replace(b"w5", b"w\xff5"), r"line 7 \(row 5\).*not valid UTF-8"),
-    "unknown format": ("x.dat", lambda w, v: b"\x00\x01\x02 binary junk\n", r"no known vector format.*pass the format explicitly"),
-    "fasttext model": ("m.bin", lambda w, v: struct.pack("<i", 793712314) + b"\x0c\x00\x00\x00", r"fastText .bin model.*\.vec"),
+    "glove wrong width": ("g.txt", lambda w, v: text_rows(w, v).replace(b"\nw3 ", b"\nw3 1.5 "),
+                          r"line 4 \(row 3\): 4 values"),
+    "duplicate word": ("dup.txt", lambda w, v: header(6) + text_rows(w[:3] + ["w1"] + w[4:], v),
+                       r"line 5 \(row 3\): word 'w1' repeats row 1"),
+    "duplicate word binary": ("dup.bin", lambda w, v: header(6) + binary_rows(w[:3] + ["w1"] + w[4:], v),
+                              r"row 3 .*'w1' repeats row 1"),
+    "not a number": ("n.txt", lambda w, v: header(6) + text_rows(w, v).replace(b"\nw2 ", b"\nw2 x"),
+                     r"line 4 \(row 2\): b'x[0-9.]+' is not a number"),
+    "nan": ("nan.bin", lambda w, v: header(6) + binary_rows(w, rows_with(np.nan, 4)(v)),
+            r"row 4.*not finite.*allow_nonfinite"),
+    "inf text": ("inf.txt", lambda w, v: header(6) + text_rows(w, rows_with(np.inf, 2)(v)),
+                 r"line 4 \(row 2\).*not finite"),
+    "non-utf8 word": ("u.txt", lambda w, v: header(6) + text_rows(w, v).replace(b"w5", b"w\xff5"),
+                      r"line 7 \(row 5\).*not valid UTF-8"),
+    "unknown format": ("x.dat", lambda w, v: b"\x00\x01\x02 binary junk\n",
+                       r"no known vector format.*pass the format explicitly"),
+    "fasttext model": ("m.bin", lambda w, v: struct.pack("<i", 793712314) + b"\x0c\x00\x00\x00",
+                       r"fastText .bin model.*\.vec"),
 }
 
 
@@ -248,7 +272,8 @@ def test_allow_nonfinite(tmp_path):
 
 def test_writer_refuses_unwritable_words(tmp_path):
     vectors = np.zeros((2, 3), np.float32)
-    for words, pattern in ((["a b", "c"], "contains whitespace"), (["a", "a"], "rows 0 and 1"), (["", "c"], "non-empty")):
+    cases = ((["a b", "c"], "contains whitespace"), (["a", "a"], "rows 0 and 1"), (["", "c"], "non-empty"))
+    for words, pattern in cases:
         with pytest.raises(VectorFormatError, match=pattern):
             write_word2vec(tmp_path / "v.bin", words, vectors)
     with pytest.raises(VectorFormatError, match="3 words but 2 vector rows"):

@@ -41,7 +41,8 @@ def register(sub) -> None:
     directions = (
         ("from-transformers", _from_transformers, "a stock BERT / GPT-2 / BART folder into ours",
          "Convert a stock transformers checkpoint folder (BERT, GPT-2 or BART, safetensors) into a w2vformer folder."),
-        ("to-transformers", _to_transformers, "one of our encoder / decoder / seq2seq folders into stock BERT / GPT-2 / BART",
+        ("to-transformers", _to_transformers,
+         "one of our encoder / decoder / seq2seq folders into stock BERT / GPT-2 / BART",
          "Convert a w2vformer encoder, decoder or encoder-decoder folder into a stock BERT, GPT-2 or BART folder "
          "loadable with transformers alone."),
     )
