@@ -315,34 +315,34 @@ def model_card(folder: str | os.PathLike, **info):
     has_vectors = (folder / WORD2VEC_FILENAME).is_file()
     has_tokenizer = (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file()
     words = list(info.get("example_words") or _example_words(folder))
-    kind = {"word2vec": "Word2Vec word vectors", "encoder": "encoder-only transformer",
-            "decoder": "decoder-only transformer", "seq2seq": "encoder-decoder transformer"}.get(
-        family.get("family"), "transformers model")
-    body = [f"# {model_name}\n",
-            info.get("description") or f"A {kind} made with [w2vformer](https://github.com/w2vformer/w2vformer).",
-            "\n## Model\n", _bullets({"model_type": model_type,
-                                      **{k: config[k] for k in _ARCH_FIELDS if k in config}})]
+    kind = {"word2vec": "Word2Vec (CBOW / skip-gram) word vectors", "encoder": "An encoder-only transformer",
+            "decoder": "A decoder-only transformer", "seq2seq": "An encoder-decoder transformer"}.get(
+        family.get("family"), "A transformers model")
+    body = [f"# {model_name}\n\n",
+            (info.get("description") or f"{kind} made with w2vformer.") + "\n",
+            "\n## Model\n\n", _bullets({"model_type": model_type,
+                                        **{k: config[k] for k in _ARCH_FIELDS if k in config}})]
     if auto_map:
         body.append("\nThe repository carries its modeling code (" + ", ".join(
             sorted(p.name for p in folder.glob("*.py"))) + "), so it loads without w2vformer installed, with "
                     "`trust_remote_code=True` (read the code first). Auto classes: " + ", ".join(
             f"`{a}`" for a in auto_map) + ".\n")
     if info.get("init_embeddings"):
-        body += ["\n## Initial embeddings\n", f"{info['init_embeddings']}\n"]
+        body += ["\n## Initial embeddings\n\n", f"{info['init_embeddings']}\n"]
     training = dict(info.get("training") or {}) if not isinstance(info.get("training"), str) else {}
     if model_type == "w2vformer_word2vec":
         training = {**{k: config[k] for k in _WORD2VEC_TRAINING_FIELDS if k in config}, **training}
     if training or isinstance(info.get("training"), str) or datasets:
-        body.append("\n## Training\n")
+        body.append("\n## Training\n\n")
         if datasets:
             body.append("Data: " + ", ".join(f"[{d}](https://huggingface.co/datasets/{d})" for d in datasets) + "\n\n")
         if isinstance(info.get("training"), str):
             body.append(info["training"] + "\n\n")
         body.append(_bullets(training))
     if metrics:
-        body += ["\n## Results\n", "| metric | value |\n| --- | --- |\n",
+        body += ["\n## Results\n\n", "| metric | value |\n| --- | --- |\n",
                  "".join(f"| {k} | {v:.4g} |\n" for k, v in metrics.items())]
-    body += ["\n## Usage\n", _usage(model_type, auto_map, repo_id, words, has_vectors, has_tokenizer)]
+    body += ["\n## Usage\n\n", _usage(model_type, auto_map, repo_id, words, has_vectors, has_tokenizer)]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "".join(body))
 
 
