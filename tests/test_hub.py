@@ -46,7 +46,9 @@ def hub():
     server = HubServer(tokens=TOKENS)
     server.start()
     saved = (constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, constants.HF_HUB_DISABLE_XET,
-             transformers_hub._hf_api)
+             constants.HF_HUB_OFFLINE, transformers_hub._hf_api)
+    saved_env = {k: os.environ.pop(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") if k in os.environ}
+    constants.HF_HUB_OFFLINE = False  # the server is local; a real token must never reach it
     constants.ENDPOINT = server.url
     constants.HUGGINGFACE_CO_URL_TEMPLATE = server.url + "/{repo_id}/resolve/{revision}/{filename}"
     constants.HF_HUB_DISABLE_XET = True
@@ -55,7 +57,8 @@ def hub():
         yield server
     finally:
         (constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, constants.HF_HUB_DISABLE_XET,
-         transformers_hub._hf_api) = saved
+         constants.HF_HUB_OFFLINE, transformers_hub._hf_api) = saved
+        os.environ.update(saved_env)
         assert all(not path.startswith("http") for _, path, _ in server.requests)
         assert len(server.requests) < MAX_REQUESTS, f"{len(server.requests)} requests to the test Hub"
         server.stop()
@@ -424,6 +427,30 @@ def test_push_with_the_clients_default_settings(hub, monkeypatch):
     assert not any("lfs" in e for e in _tree(hub, "alice/inline-bert"))
     ids = torch.tensor([[2, 9, 10, 3]])
     assert torch.equal(AutoModelForMaskedLM.from_pretrained("alice/inline-bert")(ids).logits, bert(ids).logits)
+
+
+def test_push_helper_with_a_model_object_and_its_tokenizer(hub):
+    from huggingface_hub import HfApi, ModelCard, hf_hub_download
+
+    from w2vformer.hub import push_to_hub
+
+    model_type = families()[0]
+    info = push_to_hub(make_model(model_type), "helper-repo", tokenizer=make_tokenizer(model_type), token=ALICE,
+                       revision="v1", init_embeddings="random", training={"epochs": 1})
+    files = set(HfApi(token=ALICE).list_repo_files("alice/helper-repo", revision=info.oid))
+    module = auto_map_module(model_type)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", f"{module}.py"} <= files
+    assert ("vectors.bin" in files) == (model_type == "w2vformer_word2vec")
+    card = ModelCard.load(hf_hub_download("alice/helper-repo", "README.md", revision="v1"))
+    assert 'from_pretrained("alice/helper-repo", trust_remote_code=True)' in card.text  # namespace filled in
+    with pytest.raises(ValueError, match="repo_id must look like"):
+        push_to_hub(make_model(model_type), "a/b/c", token=ALICE)
+
+
+def auto_map_module(model_type: str) -> str:
+    from w2vformer.modeling import AUTO_CLASSES
+
+    return next(iter(AUTO_CLASSES[model_type][2].values()))[0]
 
 
 # ------------------------------------------------------------------------------------------------ CLI
