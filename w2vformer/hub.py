@@ -49,6 +49,9 @@ FAMILIES: dict[str, dict[str, Any]] = {
                           "auto": ("AutoModelForSeq2SeqLM", "AutoModel")},
 }
 WORD2VEC_FILENAME = "vectors.bin"
+# A card written before the repo id is known (e.g. at the end of training) names this placeholder; push_to_hub
+# replaces it with the real repo id, so the usage snippet works once the model is on the Hub.
+PLACEHOLDER_REPO_ID = "your-username/your-model"
 # Config fields worth a line in the card, per family (those present in config.json are shown).
 _ARCH_FIELDS = ("vocab_size", "vector_size", "hidden_size", "num_hidden_layers", "encoder_layers", "decoder_layers",
                 "num_attention_heads", "intermediate_size", "hidden_act", "max_position_embeddings",
@@ -282,7 +285,7 @@ def model_card(folder: str | os.PathLike, **info):
     model_type = config.get("model_type")
     family = FAMILIES.get(model_type, {})
     auto_map = config.get("auto_map") or {}
-    repo_id = info.get("repo_id") or f"your-username/{folder.resolve().name}"
+    repo_id = info.get("repo_id") or PLACEHOLDER_REPO_ID
     model_name = info.get("model_name") or repo_id.split("/")[-1]
     metrics = dict(info.get("metrics") or {})
     bad = {k: v for k, v in metrics.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
@@ -353,7 +356,8 @@ def write_model_card(folder: str | os.PathLike, **info) -> Path:
 
     Args:
         folder: a folder written by ``save_pretrained`` (tokenizer and vectors.bin optional).
-        **info: optional ``repo_id`` (for the usage snippet; default ``your-username/<folder name>``),
+        **info: optional ``repo_id`` (for the usage snippet; default ``your-username/your-model``, which
+            :func:`push_to_hub` replaces by the repo pushed to),
             ``model_name``, ``description``, ``language`` (str or list), ``license``, ``datasets`` (Hub dataset ids),
             ``metrics`` (name -> number, e.g. ``{"train_loss": 2.3, "eval_loss": 2.5, "analogy_accuracy": 0.4,
             "wordsim_spearman": 0.6}``), ``training`` (dict of settings, or a paragraph), ``init_embeddings``
@@ -387,6 +391,19 @@ def _stage(source, stage: Path, tokenizer) -> None:
         raise ValueError(f"source must be a folder or a model with save_pretrained, got {type(source).__name__}")
     if tokenizer is not None:
         tokenizer.save_pretrained(stage)
+
+
+def _retarget_card(path: Path, repo_id: str) -> None:
+    """Put the real repo id into a card written with the placeholder one (title, model-index, snippets)."""
+    text = path.read_text(encoding="utf-8")
+    if PLACEHOLDER_REPO_ID not in text:
+        return
+    old_name, new_name = PLACEHOLDER_REPO_ID.split("/")[-1], repo_id.split("/")[-1]
+    text = text.replace(PLACEHOLDER_REPO_ID, repo_id)
+    text = text.replace(f"\n# {old_name}\n", f"\n# {new_name}\n").replace(f"- name: {old_name}\n",
+                                                                            f"- name: {new_name}\n")
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def push_to_hub(source, repo_id: str, *, tokenizer=None, private: bool | None = None, token: str | None = None,
@@ -430,6 +447,8 @@ def push_to_hub(source, repo_id: str, *, tokenizer=None, private: bool | None = 
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id  # "name" -> "user/name"
         if model_card and (card_info or not (stage / "README.md").is_file()):
             write_model_card(stage, **{"repo_id": repo_id, **card_info})
+        elif model_card:
+            _retarget_card(stage / "README.md", repo_id)
         if revision not in (None, "main"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         return api.upload_folder(repo_id=repo_id, folder_path=stage, revision=revision,
