@@ -100,7 +100,9 @@ def make_model(model_type: str, seed: int = 0):
     common = dict(vocab_size=vocab, hidden_size=32, num_attention_heads=2, intermediate_size=37,
                   max_position_embeddings=64)
     if model_type == "w2vformer_word2vec":
-        config = config_cls(vocab_size=vocab, vector_size=13, objective="skipgram", loss="negative_sampling")
+        # seed 1 (the second push) switches to hierarchical softmax: its Huffman buffers must travel too
+        loss = "hierarchical_softmax" if seed == 1 else "negative_sampling"
+        config = config_cls(vocab_size=vocab, vector_size=13, objective="skipgram", loss=loss)
         counts = torch.randint(1, 1000, (vocab,), generator=torch.Generator().manual_seed(seed))
         model = _load(*models["AutoModel"])(config, token_counts=counts)
         with torch.no_grad():  # word2vec initialises out_embed to zeros; make outputs depend on both matrices
@@ -138,6 +140,7 @@ def _outputs(model_type, model, tokenizer, torch):
     if model_type == "w2vformer_word2vec":
         out["vectors"] = model.get_input_embeddings().weight.detach().clone()
         out["hidden"] = model(center_ids=ids[0]).hidden
+        out.update({name: buf.clone() for name, buf in model.named_buffers()})  # token_counts, hs_* (HS)
     elif model_type == "w2vformer_encoder":
         out["logits"] = model(input_ids=ids, attention_mask=mask).logits
     elif model_type == "w2vformer_decoder":
@@ -184,6 +187,7 @@ for case in spec["cases"]:
     if case.get("kind") is None:
         continue
     tokenizer = transformers.AutoTokenizer.from_pretrained(case["repo"], **kwargs, trust_remote_code=case["trust"])
+    result.setdefault("tokenizers", {})[name] = [tokenizer.get_vocab(), tokenizer.special_tokens_map]
     with torch.no_grad():
         for key, value in _outputs(case["kind"], model, tokenizer, torch).items():
             tensors[f"{name}/{key}"] = value.contiguous()
@@ -282,7 +286,7 @@ def test_user_b_loads_every_family_from_the_hub_without_w2vformer(hub, tmp_path)
     without trust_remote_code transformers refuses; the card's usage snippets run as pasted."""
     from w2vformer.hub import FAMILIES, auto_map_for
 
-    cases, expected = [], {}
+    cases, expected, tokenizers = [], {}, {}
     for model_type in families():
         repo = f"alice/tiny-{model_type.split('_')[1]}"
         model, tokenizer, first = push_family(model_type, repo, tmp_path, seed=0, native=True)
@@ -293,6 +297,7 @@ def test_user_b_loads_every_family_from_the_hub_without_w2vformer(hub, tmp_path)
         name = model_type.split("_")[1]
         expected[f"{name}-v2"] = reference_outputs(model_type, model2, tokenizer)
         expected[f"{name}-v1"] = reference_outputs(model_type, model, tokenizer)
+        tokenizers[f"{name}-v2"] = tokenizers[f"{name}-v1"] = tokenizer
         cases += [
             {"name": f"{name}-v2", "repo": repo, "auto": main_auto, "trust": True, "kind": kind,
              "vectors_bin": model_type == "w2vformer_word2vec", "snippet": True},
@@ -310,7 +315,8 @@ def test_user_b_loads_every_family_from_the_hub_without_w2vformer(hub, tmp_path)
     bert = tiny_bert()
     bert.push_to_hub("alice/stock-bert", token=ALICE)  # transformers' own push_to_hub, a stock model
     make_tokenizer("w2vformer_encoder").push_to_hub("alice/stock-bert", token=ALICE)
-    expected["bert"] = reference_outputs("bert", bert, make_tokenizer("w2vformer_encoder"))
+    tokenizers["bert"] = make_tokenizer("w2vformer_encoder")
+    expected["bert"] = reference_outputs("bert", bert, tokenizers["bert"])
     cases.append({"name": "bert", "repo": "alice/stock-bert", "auto": "AutoModelForMaskedLM", "trust": False,
                   "kind": "bert"})
     cases.append({"name": "private", "repo": _private_repo(hub, tmp_path), "auto": "AutoModel", "trust": True})
@@ -331,6 +337,8 @@ def test_user_b_loads_every_family_from_the_hub_without_w2vformer(hub, tmp_path)
             assert "ValueError" in error and "trust_remote_code=True" in error and "custom code" in error, error
     for name, want in expected.items():
         assert_same(want, got, name)
+        tokenizer = tokenizers[name]  # B's tokenizer is A's: same vocabulary, same special tokens
+        assert result["tokenizers"][name] == [tokenizer.get_vocab(), tokenizer.special_tokens_map], name
     for model_type in families():
         name = model_type.split("_")[1]
         cls_name, module = result["classes"][f"{name}-v2"]
