@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import sysconfig
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -376,7 +375,7 @@ def _private_repo(hub: HubServer, tmp: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ access control
-def test_private_repo_is_invisible_to_others(hub, tmp_path):
+def test_private_repo_is_invisible_to_others(hub):
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError
     from transformers import AutoModelForMaskedLM
@@ -392,7 +391,7 @@ def test_private_repo_is_invisible_to_others(hub, tmp_path):
     assert AutoModelForMaskedLM.from_pretrained(repo, token=ALICE).config.hidden_size == 32
 
 
-def test_other_users_cannot_push_to_your_repo(hub, tmp_path):
+def test_other_users_cannot_push_to_your_repo(hub):
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
