@@ -20,7 +20,10 @@ from typing import Iterable, Iterator
 __all__ = ["iter_text_lines", "iter_text_batches", "resolve_source", "open_binary", "demo_corpus_path", "DEMO_CORPORA"]
 
 CHUNK_BYTES = 1 << 18
-MAX_LINE_CHARS = 1 << 20  # a "line" longer than this is cut at its last whitespace (bounded memory)
+MAX_LINE_CHARS = 1 << 16  # a "line" longer than this is cut at its last whitespace (bounded memory)
+# a batch of lines holds about this many characters at most: tokenizers' train_from_iterator buffers hundreds
+# of batches, so batches of long lines must stay small to keep the memory bounded
+BATCH_CHARS = 1 << 16
 
 DEMO_CORPORA = {"en": "demo-en.txt.gz", "zh": "demo-zh.txt.gz"}
 
@@ -146,13 +149,17 @@ def iter_text_lines(source) -> Iterator[str]:
         yield item
 
 
-def iter_text_batches(source, batch_size: int = 1000) -> Iterator[list[str]]:
-    """Like :func:`iter_text_lines`, grouped into lists of ``batch_size`` lines (fast for ``tokenizers``)."""
+def iter_text_batches(source, batch_size: int = 1000, max_chars: int = BATCH_CHARS) -> Iterator[list[str]]:
+    """Like :func:`iter_text_lines`, grouped into lists of ``batch_size`` lines (fast for ``tokenizers``); a
+    batch is also cut once it holds ``max_chars`` characters, so long lines keep the memory bounded."""
     batch: list[str] = []
+    chars = 0
     for line in iter_text_lines(source):
         batch.append(line)
-        if len(batch) >= batch_size:
+        chars += len(line)
+        if len(batch) >= batch_size or chars >= max_chars:
             yield batch
             batch = []
+            chars = 0
     if batch:
         yield batch

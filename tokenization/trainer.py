@@ -42,6 +42,7 @@ _CJK_RUN = re.compile(
 )
 CJK_MODES = ("auto", "split", "keep")
 CJK_SAMPLE_LINES = 2000
+CJK_SAMPLE_CHARS = 1 << 20
 CJK_SEGMENTED_MAX_RUN = 3.0
 BYTE_ALPHABET = 256
 DEFAULT_VOCAB_SIZE = 8000  # sub-word models; wordlevel has no cap unless one is given
@@ -254,7 +255,12 @@ def train_tokenizer(
     source = paths if paths is not None else files_or_iterator
     lines = iter_text_lines(source)
     if cjk == "auto":
-        head = list(itertools.islice(lines, CJK_SAMPLE_LINES))
+        head, chars = [], 0  # at most CJK_SAMPLE_LINES lines and about CJK_SAMPLE_CHARS characters (long lines)
+        for line in lines:
+            head.append(line)
+            chars += len(line)
+            if len(head) >= CJK_SAMPLE_LINES or chars >= CJK_SAMPLE_CHARS:
+                break
         cjk = detect_cjk_mode(head)
         lines = itertools.chain(head, lines)
 

@@ -21,6 +21,7 @@ whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -69,12 +70,21 @@ class TrainResult:
     init_report: object | None = None
 
 
+MAX_LINE_BYTES = 8 << 20  # one example longer than this is not a sentence or paragraph: refused, not read whole
+
+
 def _lines(files):
-    """Non-empty lines of the files, streamed, with a clear error for non-UTF-8 input."""
+    """Non-empty lines of the files, streamed (at most MAX_LINE_BYTES + 1 bytes held per line), with a clear
+    error for non-UTF-8 input and for a line too long to be one example."""
     for path in check_input_files(files):
         with open(path, "rb") as f:
             offset = 0
-            for number, raw in enumerate(f, 1):
+            for number, raw in enumerate(iter(functools.partial(f.readline, MAX_LINE_BYTES + 1), b""), 1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise ValueError(
+                        f"{str(path)!r} line {number} is longer than {MAX_LINE_BYTES >> 20} MiB; each line is one "
+                        "training example (a sentence or paragraph): break the text into lines (e.g. `fold -s -w 1000`)"
+                    )
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
