@@ -236,6 +236,8 @@ def run_user_b(hub: HubServer, cases: list[dict], tmp: Path) -> tuple[dict, dict
         "OMP_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "NO_PROXY": "127.0.0.1",
+        # anything not addressed to the test Hub goes to a closed port instead of the network
+        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9",
     }
     proc = subprocess.run([sys.executable, "-S", str(tmp / "user_b.py"), str(tmp / "spec.json"),
                            str(tmp / "out.safetensors"), str(tmp / "out.json")],
@@ -476,15 +478,19 @@ def test_cli_push_uploads_folder_with_card_to_a_private_branch(hub, tmp_path, ca
     make_tokenizer(model_type).save_pretrained(folder)
     write_model_card(folder, language="en", metrics={"eval_loss": 1.5})  # as training writes it: no repo id yet
     before = sorted(p.name for p in folder.iterdir())
+    (folder / "checkpoint-7").mkdir()  # Trainer leftovers stay home
+    (folder / "checkpoint-7" / "optimizer.pt").write_bytes(b"state")
+    (folder / "training_args.bin").write_bytes(b"pickle")
     argv = ["push", str(folder), "alice/cli-repo", "--private", "--revision", "dev", "--token", ALICE,
             "--endpoint", hub.url]
     assert main(argv) == 0
     assert "alice/cli-repo" in capsys.readouterr().out
-    assert sorted(p.name for p in folder.iterdir()) == before  # the source folder is not modified
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before + ["checkpoint-7", "training_args.bin"])  # untouched
     api = HfApi(token=ALICE)
     assert api.model_info("alice/cli-repo").private is True
     files = set(api.list_repo_files("alice/cli-repo", revision="dev"))
     assert set(before) | {"README.md"} <= files
+    assert not any("checkpoint" in f or f == "training_args.bin" for f in files), files
     if model_type == "w2vformer_word2vec":
         assert "vectors.bin" in files
     assert api.list_repo_files("alice/cli-repo") == [".gitattributes"]  # main untouched

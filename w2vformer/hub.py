@@ -375,6 +375,11 @@ def write_model_card(folder: str | os.PathLike, **info) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ push
+# Trainer output a pushed folder may hold that a Hub user never needs (optimizer state, pickled arguments).
+_SKIP_DIRS = re.compile(r"^(checkpoint-\d+|runs|__pycache__)$")
+_SKIP_FILES = re.compile(r"^(optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*\.pth|training_args\.bin)$")
+
+
 def _stage(source, stage: Path, tokenizer) -> None:
     if isinstance(source, (str, os.PathLike)):
         src = Path(source)
@@ -382,7 +387,9 @@ def _stage(source, stage: Path, tokenizer) -> None:
             raise NotADirectoryError(f"{str(src)!r} is not a folder; pass a folder written by save_pretrained")
         for path in src.rglob("*"):
             rel = path.relative_to(src)
-            if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+            if any(part.startswith(".") or _SKIP_DIRS.match(part) for part in rel.parts[:-1]):
+                continue
+            if path.is_file() and not rel.name.startswith(".") and not _SKIP_FILES.match(rel.name):
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, stage / rel)
     elif hasattr(source, "save_pretrained"):
@@ -412,7 +419,9 @@ def push_to_hub(source, repo_id: str, *, tokenizer=None, private: bool | None = 
     """Upload a checkpoint with its model card (and, for Word2Vec, ``vectors.bin``) to the Hub.
 
     ``HfApi.create_repo`` (``exist_ok``), ``create_branch`` when ``revision`` names a new branch, then
-    ``upload_folder``. The source folder is not modified: files are staged in a temporary folder.
+    ``upload_folder``. The source folder is not modified: files are staged in a temporary folder, leaving out
+    hidden files and Trainer leftovers (``checkpoint-*/``, ``runs/``, optimizer/scheduler state,
+    ``training_args.bin``).
 
     Args:
         source: a folder written by ``save_pretrained``, or a model (saved into the staging folder).
