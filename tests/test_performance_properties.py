@@ -1,0 +1,192 @@
+"""Performance properties of the transformer families that hold without a clock (issue 9).
+
+Timings live in bench/bench_transformers.py; these tests check what makes them possible:
+generation does no per-token work beyond the KV cache, a static-cache generation compiles once and then
+replays (no recompilation per step), and an sdpa forward's largest tensor grows linearly with the length
+(eager's attention scores grow quadratically, which shows the probe can tell the two apart).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from transformers import CompileConfig
+
+from tests.common import HIDDEN, INTERMEDIATE, VOCAB, ids_tensor
+from w2vformer.modeling.configuration_decoder import DecoderConfig
+from w2vformer.modeling.configuration_encoder import EncoderConfig
+from w2vformer.modeling.configuration_seq2seq import Seq2SeqConfig
+from w2vformer.modeling.modeling_decoder import DecoderForCausalLM
+from w2vformer.modeling.modeling_encoder import EncoderModel
+from w2vformer.modeling.modeling_seq2seq import Seq2SeqForConditionalGeneration
+
+SIZES = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_attention_heads=4, intermediate_size=INTERMEDIATE,
+             pad_token_id=0, bos_token_id=2, eos_token_id=3)
+GREEDY = dict(do_sample=False, num_beams=1, pad_token_id=0)
+
+
+def tiny_decoder(**kwargs) -> DecoderForCausalLM:
+    torch.manual_seed(0)
+    return DecoderForCausalLM(DecoderConfig(num_hidden_layers=2, max_position_embeddings=1024,
+                                            **SIZES, **kwargs)).eval()
+
+
+def tiny_seq2seq(**kwargs) -> Seq2SeqForConditionalGeneration:
+    torch.manual_seed(0)
+    return Seq2SeqForConditionalGeneration(Seq2SeqConfig(encoder_layers=2, decoder_layers=3,
+                                                         decoder_start_token_id=2, **SIZES, **kwargs)).eval()
+
+
+def tiny_encoder(**kwargs) -> EncoderModel:
+    torch.manual_seed(0)
+    return EncoderModel(EncoderConfig(num_hidden_layers=2, max_position_embeddings=1024, **SIZES, **kwargs)).eval()
+
+
+def record_calls(module, log: list, ids_key: str):
+    """Log, for every call of ``module``: the shape of its token ids, and the cache length before and after."""
+
+    def before(mod, args, kwargs):
+        ids = kwargs.get(ids_key, args[0] if args else None)
+        cache = kwargs.get("past_key_values")
+        log.append({"ids": tuple(ids.shape), "cached_before": int(cache.get_seq_length()) if cache is not None else 0})
+
+    def after(mod, args, kwargs, output):
+        # int(): a StaticCache returns its length counter itself, a tensor that later steps increment in place
+        log[-1]["cached_after"] = int(output.past_key_values.get_seq_length())
+
+    return [module.register_forward_pre_hook(before, with_kwargs=True),
+            module.register_forward_hook(after, with_kwargs=True)]
+
+
+def record_head_inputs(head, log: list):
+    return head.register_forward_pre_hook(lambda mod, args: log.append(tuple(args[0].shape)))
+
+
+# ------------------------------------------------------------------------------------ generation and the cache
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_decoder_generate_feeds_one_token_per_step(cache):
+    """After the prompt, each step runs the stack on exactly one new token per sequence, the cache grows by
+    one, and the head projects only the last position (never the whole prefix)."""
+    model = tiny_decoder()
+    batch, prompt, new = 3, 5, 6
+    ids = ids_tensor((batch, prompt), low=4)
+    stack, head = [], []
+    hooks = [*record_calls(model.model, stack, "input_ids"), record_head_inputs(model.lm_head, head)]
+    extra = {"cache_implementation": "static"} if cache == "static" else {}
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
+                         **GREEDY, **extra)
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == (batch, prompt + new)
+    assert len(stack) == new  # the last token is sampled from the previous step's logits: no extra forward
+    assert stack[0] == {"ids": (batch, prompt), "cached_before": 0, "cached_after": prompt}
+    for step, call in enumerate(stack[1:]):
+        assert call == {"ids": (batch, 1), "cached_before": prompt + step, "cached_after": prompt + step + 1}, step
+    assert head == [(batch, 1, HIDDEN)] * new
+
+
+def test_seq2seq_generate_encodes_once_and_feeds_one_token_per_step():
+    """The encoder runs once; the decoder gets one new token per step with a self-attention cache growing by one
+    (cross-attention keys and values are computed at the first step only: the k/v projections of the
+    cross-attention run once per layer)."""
+    model = tiny_seq2seq()
+    batch, source, new = 2, 7, 5
+    ids = ids_tensor((batch, source), low=4)
+    encoder_calls, decoder_calls, head, cross_kv = [], [], [], []
+    hooks = [model.model.encoder.register_forward_hook(lambda *args: encoder_calls.append(1)),
+             record_head_inputs(model.lm_head, head)]
+
+    def before(mod, args, kwargs):
+        cache = kwargs.get("past_key_values")
+        decoder_calls.append((tuple(kwargs["input_ids"].shape),
+                              int(cache.self_attention_cache.get_seq_length()) if cache is not None else 0))
+
+    hooks.append(model.model.decoder.register_forward_pre_hook(before, with_kwargs=True))
+    for layer in model.model.decoder.layers:
+        hooks.append(layer.encoder_attn.k_proj.register_forward_hook(lambda *args: cross_kv.append(1)))
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, **GREEDY)
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == (batch, 1 + new)  # decoder_start_token + new tokens
+    assert len(encoder_calls) == 1
+    assert decoder_calls == [((batch, 1), step) for step in range(new)]
+    assert len(cross_kv) == len(model.model.decoder.layers)
+    assert head == [(batch, 1, HIDDEN)] * new
+
+
+# ------------------------------------------------------------------------------------ compile
+
+
+def test_static_cache_generation_compiles_once():
+    """generate with a static cache and a compile config runs the decoding steps through one compiled graph
+    (fullgraph, no recompilation per step: the shapes do not change) and gives the uncompiled tokens."""
+    model = tiny_decoder()
+    ids = ids_tensor((2, 5), low=4)
+    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=6, min_new_tokens=6,
+                  cache_implementation="static", **GREEDY)
+    expected = model.generate(ids, disable_compile=True, **kwargs)
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    config = CompileConfig(backend=counting_backend, fullgraph=True, dynamic=False, mode="default")
+    config._compile_all_devices = True  # transformers only auto-compiles on accelerators otherwise
+    try:
+        got = model.generate(ids, compile_config=config, **kwargs)
+        assert torch.equal(got, expected)
+        assert len(graphs) == 1, f"{len(graphs)} graphs for 5 decoding steps: a recompilation per step"
+        # a second generation reuses the compiled step
+        assert torch.equal(model.generate(ids, compile_config=config, **kwargs), expected)
+        assert len(graphs) == 1
+    finally:
+        torch._dynamo.reset()
+
+
+# ------------------------------------------------------------------------------------ memory in the length
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest number of elements of any tensor an operator produces."""
+
+    def __init__(self):
+        super().__init__()
+        self.numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.numel = max(self.numel, t.numel())
+        return out
+
+
+def largest_tensor(model, length: int, family: str) -> int:
+    ids = ids_tensor((1, length), low=4)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if family == "seq2seq":
+        inputs["decoder_input_ids"] = ids
+    with torch.no_grad(), LargestTensor() as probe:
+        model(**inputs)
+    return probe.numel
+
+
+@pytest.mark.parametrize("family", ["decoder", "encoder", "seq2seq"])
+def test_sdpa_forward_memory_is_linear_in_length(family):
+    """With sdpa (and an all-ones attention mask, as a tokenizer gives it) no tensor of size T x T is built:
+    doubling the length doubles the largest tensor. Eager attention materialises the scores, so there the
+    largest tensor grows four times: the probe tells linear from quadratic."""
+    make = {"decoder": tiny_decoder, "encoder": tiny_encoder, "seq2seq": tiny_seq2seq}[family]
+    short, long_ = 256, 512
+    growth = {}
+    for impl in ("sdpa", "eager"):
+        model = make(attn_implementation=impl) if family != "seq2seq" else make()
+        model.set_attn_implementation(impl)
+        growth[impl] = largest_tensor(model, long_, family) / largest_tensor(model, short, family)
+    assert growth["sdpa"] <= 2.05, f"sdpa: largest tensor grew x{growth['sdpa']:.2f} when the length doubled"
+    assert growth["eager"] >= 3.5, f"eager: x{growth['eager']:.2f} (the probe should see the T x T scores)"
