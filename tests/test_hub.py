@@ -485,7 +485,8 @@ def test_cli_push_uploads_folder_with_card_to_a_private_branch(hub, tmp_path, ca
             "--endpoint", hub.url]
     assert main(argv) == 0
     assert "alice/cli-repo" in capsys.readouterr().out
-    assert sorted(p.name for p in folder.iterdir()) == sorted(before + ["checkpoint-7", "training_args.bin"])  # untouched
+    leftovers = ["checkpoint-7", "training_args.bin"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(before + leftovers)  # the source is untouched
     api = HfApi(token=ALICE)
     assert api.model_info("alice/cli-repo").private is True
     files = set(api.list_repo_files("alice/cli-repo", revision="dev"))
