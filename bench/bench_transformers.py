@@ -1,0 +1,612 @@
+"""Speed and memory of w2vformer's transformer families against the stock transformers models (issue 9).
+
+    python bench/bench_transformers.py --quick                     # smoke run, < 2 minutes
+    python bench/bench_transformers.py --output bench/results/transformers.md
+    python bench/bench_transformers.py --device cuda --dtype bfloat16 --preset gpt2-small --peak-tflops 989
+
+Each pair is our model and its stock equivalent (encoder: BERT, decoder: GPT-2, seq2seq: BART) with the same
+widths, depths, heads and vocabulary; the stock model is built with a fixed seed and converted with our
+converters (``conversion/{bert,gpt2,bart}.py``), and equal logits are asserted once before any timing.
+Repetitions alternate ours/stock in the same process (the order flips every repetition) so that load from
+other processes hits both alike; the ratio reported is the median of the per-repetition ratios ours/stock
+(> 1: ours is faster / uses less memory).
+
+Sections (``--only``):
+    train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel
+    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s; and the cost of a
+              decoding step at step ~1000 against step ~10 (dynamic and static cache)
+    memory    peak memory of a training step and of generation; a long decoder forward (sdpa, no grad) in
+              bytes/token, and eager's growth from 2048 to 4096 tokens (quadratic: x4) against sdpa's (x2).
+              On CPU each measurement runs in a fresh process forked from a fork server that has torch
+              imported, and reads ru_maxrss minus the resident set after the model is built; on CUDA it is
+              ``torch.cuda.max_memory_allocated`` minus the allocation after the build.
+    compile   torch.compile (inductor) speed-up of the decoder forward and of generation with a static cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+STOCK_NAMES = {"encoder": "BERT", "decoder": "GPT-2", "seq2seq": "BART"}
+SECTIONS = ("train", "generate", "memory", "compile")
+PRESETS = {  # hidden, layers, heads, vocab
+    "small": dict(hidden=256, layers=4, heads=4, vocab=8000),
+    "gpt2-small": dict(hidden=768, layers=12, heads=12, vocab=50257),
+}
+LONG_LENGTHS = (2048, 4096, 8192)  # long-input forward (decoder, no grad)
+PROMPT, SOURCE = 16, 64  # decoder prompt / seq2seq source length for generation
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def stock_config(family: str, a, max_len: int):
+    """The stock model class (BertForMaskedLM / GPT2LMHeadModel / BartForConditionalGeneration) and its config."""
+    from transformers import (BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM, GPT2Config,
+                              GPT2LMHeadModel)
+
+    if family == "encoder":
+        return BertForMaskedLM, BertConfig(vocab_size=a.vocab, hidden_size=a.hidden, num_hidden_layers=a.layers,
+                                           num_attention_heads=a.heads, intermediate_size=4 * a.hidden,
+                                           max_position_embeddings=max_len)
+    if family == "decoder":
+        return GPT2LMHeadModel, GPT2Config(vocab_size=a.vocab, n_embd=a.hidden, n_layer=a.layers, n_head=a.heads,
+                                           n_positions=max_len, bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    depth = max(1, a.layers // 2)  # encoder and decoder stacks of layers // 2 each: the same total depth
+    return BartForConditionalGeneration, BartConfig(
+        vocab_size=a.vocab, d_model=a.hidden, encoder_layers=depth, decoder_layers=depth,
+        encoder_attention_heads=a.heads, decoder_attention_heads=a.heads, encoder_ffn_dim=4 * a.hidden,
+        decoder_ffn_dim=4 * a.hidden, max_position_embeddings=max_len, pad_token_id=0, bos_token_id=2,
+        eos_token_id=3, decoder_start_token_id=2, forced_eos_token_id=None, forced_bos_token_id=None)
+
+
+def converter(family: str):
+    """Our conversion module for the family (from_stock, config_from_stock)."""
+    import importlib
+
+    name = {"encoder": "bert", "decoder": "gpt2", "seq2seq": "bart"}[family]
+    return importlib.import_module(f"w2vformer.conversion.{name}")
+
+
+def our_class(family: str):
+    from w2vformer.modeling.modeling_decoder import DecoderForCausalLM
+    from w2vformer.modeling.modeling_encoder import EncoderForMaskedLM
+    from w2vformer.modeling.modeling_seq2seq import Seq2SeqForConditionalGeneration
+
+    return {"encoder": EncoderForMaskedLM, "decoder": DecoderForCausalLM,
+            "seq2seq": Seq2SeqForConditionalGeneration}[family]
+
+
+def stock_model(family: str, a, max_len: int):
+    """A stock model, seeded, in eval mode."""
+    import torch
+
+    cls, cfg = stock_config(family, a, max_len)
+    torch.manual_seed(0)
+    return cls(cfg).eval()
+
+
+def our_model_like(family: str, stock):
+    """Our model converted from ``stock`` (same weights, dtype, attention kernel, mode)."""
+    ours = converter(family).from_stock(stock)
+    ours.set_attn_implementation(stock.config._attn_implementation)
+    return ours.eval()
+
+
+def make_pair(family: str, impl: str, a, max_len: int):
+    """(ours, stock) on the device and dtype asked for, with equal logits checked once."""
+    import torch
+
+    stock = stock_model(family, a, max_len)
+    stock.set_attn_implementation(impl)
+    stock.to(device=a.device, dtype=a.torch_dtype)
+    ours = our_model_like(family, stock).to(a.device)
+    batch = make_batch(family, 2, 32, a.vocab, a.device, labels=False)
+    batch["attention_mask"][1, -5:] = 0  # right padding, so masks are exercised too (our models give left-padded
+    # rows positions from the mask, the stock ones do not: a documented difference, not compared here)
+    if family == "seq2seq":
+        batch["decoder_input_ids"] = batch["input_ids"][:, :16].clone()
+    with torch.no_grad():
+        ours_logits, stock_logits = ours(**batch).logits, stock(**batch).logits
+    atol = 1e-4 if a.torch_dtype == torch.float32 else 5e-2
+    keep = batch["attention_mask"].bool() if family != "seq2seq" else slice(None)  # padded positions: not compared
+    diff = (ours_logits.float() - stock_logits.float())[keep].abs().max().item()
+    if diff > atol:
+        raise AssertionError(f"{family}/{impl}: ours and stock logits differ by {diff:.3g} (> {atol}); "
+                             f"the comparison would be meaningless")
+    return ours, stock
+
+
+def make_batch(family: str, batch: int, length: int, vocab: int, device, labels: bool = True) -> dict:
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, vocab, (batch, length), generator=g).to(device)
+    out = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if labels:
+        out["labels"] = ids.clone() if family != "seq2seq" else torch.randint(5, vocab, (batch, length), generator=g
+                                                                              ).to(device)
+    return out
+
+
+def n_params(model, exclude_positions: bool = True) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if not (exclude_positions and "position" in n
+                                                                     or exclude_positions and n.endswith("wpe.weight")))
+
+
+# ----------------------------------------------------------------------------------------------- timing
+
+
+def sync(device: str):
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def interleaved(fn_ours, fn_stock, repeats: int, device: str, warmup: int = 1):
+    """Median seconds of ours and stock and the median per-repetition ratio stock_time / ours_time."""
+    for _ in range(warmup):
+        fn_ours(), fn_stock()
+    times = {"ours": [], "stock": []}
+    for r in range(repeats):
+        order = (("ours", fn_ours), ("stock", fn_stock)) if r % 2 == 0 else (("stock", fn_stock), ("ours", fn_ours))
+        for name, fn in order:
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    ratio = statistics.median(s / o for o, s in zip(times["ours"], times["stock"]))
+    return statistics.median(times["ours"]), statistics.median(times["stock"]), ratio
+
+
+def train_fn(model, batch):
+    import torch
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def generate_kwargs(family: str, new_tokens: int, **extra) -> dict:
+    return dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, num_beams=1,
+                pad_token_id=0, **extra)
+
+
+def generation_inputs(family: str, batch: int, a) -> dict:
+    length = PROMPT if family == "decoder" else SOURCE
+    return make_batch(family, batch, length, a.vocab, a.device, labels=False)
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+def bench_train(a, rows):
+    for family in a.families:
+        for impl in ("eager", "sdpa"):
+            ours, stock = make_pair(family, impl, a, a.max_len)
+            for length in a.sizes:
+                batch_size = max(1, a.train_tokens // length)
+                batch = make_batch(family, batch_size, length, a.vocab, a.device)
+                tokens = batch_size * length * (2 if family == "seq2seq" else 1)
+                t_o, t_s, ratio = interleaved(train_fn(ours, batch), train_fn(stock, batch), a.repeats, a.device)
+                extra = ""
+                if a.peak_tflops:
+                    mfu = 6 * n_params(ours) * tokens / t_o / (a.peak_tflops * 1e12)
+                    extra = f" (MFU ours {100 * mfu:.1f}%)"
+                rows.append(("train", f"{family} ({STOCK_NAMES[family]}) {impl} L={length} B={batch_size}",
+                             f"{tokens / t_o:,.0f} tok/s", f"{tokens / t_s:,.0f} tok/s", ratio, extra))
+                print_row(rows[-1])
+            del ours, stock
+            gc.collect()
+
+
+def bench_generate(a, rows):
+    import torch
+
+    for family in [f for f in a.families if f != "encoder"]:
+        ours, stock = make_pair(family, "sdpa", a, a.max_len)
+        for batch_size in (1, 8):
+            inputs = generation_inputs(family, batch_size, a)
+            kw = generate_kwargs(family, a.new_tokens)
+            with torch.no_grad():
+                same = torch.equal(ours.generate(**inputs, **kw), stock.generate(**inputs, **kw))
+            t_o, t_s, ratio = interleaved(lambda: ours.generate(**inputs, **kw), lambda: stock.generate(**inputs, **kw),
+                                          a.repeats, a.device)
+            tokens = batch_size * a.new_tokens
+            rows.append(("generate", f"{family} ({STOCK_NAMES[family]}) greedy B={batch_size}, {a.new_tokens} new"
+                         + ("" if same else " [generations differ]"),
+                         f"{tokens / t_o:,.0f} tok/s", f"{tokens / t_s:,.0f} tok/s", ratio, ""))
+            print_row(rows[-1])
+        del ours, stock
+        gc.collect()
+    if "decoder" in a.families:
+        bench_flatness(a, rows)
+
+
+class _StepClock:
+    """A logits processor that only records when each decoding step reaches it."""
+
+    def __init__(self):
+        self.times = []
+
+    def __call__(self, input_ids, scores):
+        self.times.append(time.perf_counter())
+        return scores
+
+
+def bench_flatness(a, rows):
+    """Decoding step cost at step ~1000 against step ~10 (decoder, batch 1): median over windows of steps."""
+    from transformers import LogitsProcessorList
+
+    ours, stock = make_pair("decoder", "sdpa", a, a.max_len)
+    late = a.flat_steps
+    window = 20
+    for cache in ("dynamic", "static"):
+        inputs = generation_inputs("decoder", 1, a)
+        result = {}
+        for name, model in (("ours", ours), ("stock", stock)):
+            clock = _StepClock()
+            extra = {"cache_implementation": "static"} if cache == "static" else {}
+            model.generate(**inputs, **generate_kwargs("decoder", late + window + 2, **extra),
+                           logits_processor=LogitsProcessorList([clock]))
+            steps = [t1 - t0 for t0, t1 in zip(clock.times, clock.times[1:])]  # steps[i]: step i+1 -> i+2
+            early_s = statistics.median(steps[10:10 + window])
+            late_s = statistics.median(steps[late:late + window])
+            result[name] = (early_s, late_s)
+        cells = [f"{1 / e:,.0f} -> {1 / l:,.0f} tok/s ({e / l:.2f})" for e, l in (result["ours"], result["stock"])]
+        ours_flat = result["ours"][0] / result["ours"][1]
+        stock_flat = result["stock"][0] / result["stock"][1]
+        rows.append(("generate", f"decoder step ~10 -> ~{late} tok/s, B=1, {cache} cache "
+                     f"(flat if ratio >= 0.90: {'yes' if ours_flat >= 0.9 else 'NO'})",
+                     cells[0], cells[1], ours_flat / stock_flat, ""))
+        print_row(rows[-1])
+
+
+def bench_compile(a, rows):
+    import torch
+    from transformers import CompileConfig
+
+    ours, stock = make_pair("decoder", "sdpa", a, a.max_len)
+    batch = make_batch("decoder", 4, 128, a.vocab, a.device, labels=False)
+    speedups = {}
+    try:
+        for name, model in (("ours", ours), ("stock", stock)):
+            compiled = torch.compile(model.forward, dynamic=False)
+            with torch.no_grad():
+                t0 = time.perf_counter()
+                compiled(**batch)
+                compile_s = time.perf_counter() - t0
+                eager_fn = lambda m=model: m(**batch)  # noqa: E731
+                comp_fn = lambda c=compiled: c(**batch)  # noqa: E731
+                t_e, t_c, _ = interleaved(eager_fn, comp_fn, a.repeats, a.device)
+            speedups[name] = (t_e / t_c, compile_s, t_c)
+    except Exception as exc:  # inductor needs a working C++ compiler
+        rows.append(("compile", f"decoder forward: torch.compile failed here ({type(exc).__name__}: "
+                     f"{str(exc).splitlines()[0][:120]})", "-", "-", float("nan"), ""))
+        print_row(rows[-1])
+        return
+    cells = [f"x{s:.2f} (compile {c:.0f} s)" for s, c, _ in (speedups["ours"], speedups["stock"])]
+    rows.append(("compile", "decoder forward B=4 L=128, no grad: speed-up of torch.compile over eager",
+                 cells[0], cells[1], speedups["stock"][2] / speedups["ours"][2], ""))
+    print_row(rows[-1])
+
+    new = min(a.new_tokens, 64)
+    inputs = generation_inputs("decoder", 1, a)
+    compile_config = CompileConfig(backend="inductor", mode="default", fullgraph=False, dynamic=False)
+    compile_config._compile_all_devices = True  # transformers auto-compiles only on accelerators otherwise
+    result = {}
+    try:
+        for name, model in (("ours", ours), ("stock", stock)):
+            plain = generate_kwargs("decoder", new, cache_implementation="static", disable_compile=True)
+            fast = generate_kwargs("decoder", new, cache_implementation="static", compile_config=compile_config)
+            t0 = time.perf_counter()
+            expected = model.generate(**inputs, **plain)
+            got = model.generate(**inputs, **fast)  # first call compiles
+            compile_s = time.perf_counter() - t0
+            same = torch.equal(expected, got)
+            t_p, t_f, _ = interleaved(lambda: model.generate(**inputs, **plain),
+                                      lambda: model.generate(**inputs, **fast), a.repeats, a.device)
+            result[name] = (t_p / t_f, compile_s, t_f, same)
+    except Exception as exc:
+        rows.append(("compile", f"decoder generate, static cache: compile failed here ({type(exc).__name__}: "
+                     f"{str(exc).splitlines()[0][:120]})", "-", "-", float("nan"), ""))
+        print_row(rows[-1])
+        return
+    cells = [f"x{s:.2f} (compile {c:.0f} s){'' if same else ' [differs]'}"
+             for s, c, _, same in (result["ours"], result["stock"])]
+    rows.append(("compile", f"decoder generate B=1, {new} new, static cache: compiled over uncompiled",
+                 cells[0], cells[1], result["stock"][2] / result["ours"][2], ""))
+    print_row(rows[-1])
+
+
+# ----------------------------------------------------------------------------------------------- memory
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_worker(task: tuple, a) -> tuple[int, bool]:
+    """Runs in a fresh process: build one model (ours is built from the converted config, so that no second
+    model ever exists in the process), warm up on a tiny input (lazy imports, first-touch pages, optimizer
+    state), then run the measured workload.
+
+    Returns:
+        (peak bytes above the resident set (CPU) or allocation (CUDA) after the warm-up, exact): exact is False
+        when the workload did not raise the process's peak (an earlier peak was higher: the figure is an upper
+        bound).
+    """
+    import torch
+
+    torch.set_num_threads(a.threads)
+    kind, family, which, impl, size = task
+    cls, cfg = stock_config(family, a, a.max_len)
+    torch.manual_seed(0)
+    model = cls(cfg) if which == "stock" else our_class(family)(converter(family).config_from_stock(cfg))
+    model.set_attn_implementation(impl)
+    model.to(device=a.device, dtype=a.torch_dtype).eval()
+
+    def workload(size: int, tokens: int, new_tokens: int):
+        if kind == "train":
+            step(make_batch(family, max(1, a.train_tokens // tokens), tokens, a.vocab, a.device))
+        elif kind == "generate":
+            with torch.no_grad():
+                model.generate(**generation_inputs(family, size, a), **generate_kwargs(family, new_tokens))
+        else:  # long forward, batch 1, no padding mask
+            ids = make_batch(family, 1, tokens, a.vocab, a.device, labels=False)["input_ids"]
+            with torch.no_grad():
+                model(input_ids=ids, use_cache=False, logits_to_keep=1)
+
+    if kind == "train":
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step(batch):
+            model(**batch).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    workload(1, 8, 2)  # warm-up
+    gc.collect()
+    if a.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        workload(size, size, a.new_tokens)
+        return torch.cuda.max_memory_allocated() - base, True
+    base = _rss_bytes()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    workload(size, size, a.new_tokens)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return peak - base, peak > before
+
+
+class MemoryRunner:
+    """Fresh process per measurement: forked from a fork server with torch and transformers imported."""
+
+    def __init__(self, a):
+        import multiprocessing as mp
+
+        self.a = a
+        self.ctx = None
+        if a.device == "cpu":
+            self.ctx = mp.get_context("forkserver")
+            self.ctx.set_forkserver_preload([
+                "torch", "transformers", "transformers.models.bert.modeling_bert",
+                "transformers.models.gpt2.modeling_gpt2", "transformers.models.bart.modeling_bart",
+                "transformers.generation.utils", "w2vformer.conversion.bert", "w2vformer.conversion.gpt2",
+                "w2vformer.conversion.bart", "w2vformer.modeling.modeling_encoder",
+                "w2vformer.modeling.modeling_decoder", "w2vformer.modeling.modeling_seq2seq"])
+
+    def __call__(self, task) -> tuple[int, bool]:
+        if self.ctx is None:  # CUDA: max_memory_allocated can be reset, no new process needed
+            return memory_worker(task, self.a)
+        with ProcessPoolExecutor(max_workers=1, mp_context=self.ctx) as pool:
+            return pool.submit(memory_worker, task, self.a).result()
+
+    def pair(self, kind, family, impl, size):
+        """(ours, stock) peaks, interleaved over repeats, medians; and whether every figure is exact."""
+        peaks = {"ours": [], "stock": []}
+        exact = True
+        for r in range(self.a.memory_repeats):
+            for which in ("ours", "stock") if r % 2 == 0 else ("stock", "ours"):
+                peak, ok = self((kind, family, which, impl, size))
+                peaks[which].append(peak)
+                exact &= ok
+        return statistics.median(peaks["ours"]), statistics.median(peaks["stock"]), exact
+
+
+def mark(exact: bool) -> str:
+    return "" if exact else " (upper bound: an earlier peak was higher)"
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def bench_memory(a, rows):
+    run = MemoryRunner(a)
+    for family in a.families:
+        for length in a.memory_sizes:
+            o, s, exact = run.pair("train", family, "sdpa", length)
+            rows.append(("memory", f"{family} ({STOCK_NAMES[family]}) train step peak, sdpa L={length} "
+                         f"B={max(1, a.train_tokens // length)}", mib(o), mib(s), s / o, mark(exact)))
+            print_row(rows[-1])
+    for family in [f for f in a.families if f != "encoder"]:
+        for batch_size in (1, 8):
+            o, s, exact = run.pair("generate", family, "sdpa", batch_size)
+            rows.append(("memory", f"{family} ({STOCK_NAMES[family]}) generate peak, B={batch_size}, "
+                         f"{a.new_tokens} new", mib(o), mib(s), s / o, mark(exact)))
+            print_row(rows[-1])
+    if "decoder" not in a.families:
+        return
+    peaks = {}
+    for impl, lengths in (("sdpa", a.long_lengths), ("eager", a.long_lengths[:2])):
+        for length in lengths:
+            o, s, exact = run.pair("long", "decoder", impl, length)
+            peaks[impl, length] = o, s
+            rows.append(("memory", f"decoder forward, no grad, B=1, {impl} L={length}: bytes/token",
+                         f"{o / length:,.0f} B/tok", f"{s / length:,.0f} B/tok", s / o, mark(exact)))
+            print_row(rows[-1])
+    short, long_ = a.long_lengths[0], a.long_lengths[1]
+    for impl in ("eager", "sdpa"):
+        growth = [peaks[impl, long_][i] / peaks[impl, short][i] for i in (0, 1)]
+        rows.append(("memory", f"decoder forward {impl}: peak growth {short} -> {long_} tokens "
+                     f"(x2 linear, x4 quadratic)", f"x{growth[0]:.2f}", f"x{growth[1]:.2f}",
+                     growth[1] / growth[0], ""))
+        print_row(rows[-1])
+    if len(a.long_lengths) > 2:
+        last = a.long_lengths[-1]
+        per_tok = [peaks["sdpa", last][i] / last / (peaks["sdpa", short][i] / short) for i in (0, 1)]
+        rows.append(("memory", f"decoder forward sdpa: bytes/token at {last} over bytes/token at {short} "
+                     f"(linear bound: <= 1.5)", f"{per_tok[0]:.2f}", f"{per_tok[1]:.2f}", per_tok[1] / per_tok[0], ""))
+        print_row(rows[-1])
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+HEADER = ("| section | workload | ours | stock | ours/stock |", "|---|---|---|---|---|")
+
+
+def format_row(row) -> str:
+    section, workload, ours, stock, ratio, extra = row
+    return f"| {section} | {workload}{extra} | {ours} | {stock} | {ratio:.2f} |"
+
+
+def print_row(row):
+    print(format_row(row), flush=True)
+
+
+def machine_info(a) -> list[str]:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    lines = [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- machine: {cpu}; {len(os.sched_getaffinity(0))} usable cores; torch threads {a.threads}; "
+        f"load average at start {os.getloadavg()[0]:.1f}",
+        f"- python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}",
+        f"- device {a.device}, dtype {a.dtype}; model: hidden {a.hidden}, {a.layers} layers (seq2seq: "
+        f"{max(1, a.layers // 2)} + {max(1, a.layers // 2)}), {a.heads} heads, intermediate {4 * a.hidden}, "
+        f"vocab {a.vocab}",
+        f"- repeats {a.repeats} (memory {a.memory_repeats}); training batch = max(1, {a.train_tokens} // L) "
+        f"sequences; seq2seq counts source + target tokens",
+    ]
+    if a.device == "cuda":
+        lines.insert(2, f"- GPU: {torch.cuda.get_device_name()}")
+    return lines
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats: a smoke run in < 2 minutes")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--sizes", default=None, help="training sequence lengths, comma separated (default 128,512,2048)")
+    p.add_argument("--only", default=None, help=f"comma separated subset of {','.join(SECTIONS)} (default: all; "
+                                                 f"with --quick all but compile, which takes minutes to compile)")
+    p.add_argument("--families", default="encoder,decoder,seq2seq")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument("--heads", type=int)
+    p.add_argument("--vocab", type=int)
+    p.add_argument("--repeats", type=int, default=None, help="timed repetitions per model (default 5, quick 2)")
+    p.add_argument("--memory-repeats", type=int, default=1)
+    p.add_argument("--train-tokens", type=int, default=512, help="tokens per training batch (B = this // L)")
+    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: 1 on CPU, where the cores are shared and idle OpenMP threads "
+                        "spinning for a busy core cost several times the work; torch's choice on CUDA)")
+    p.add_argument("--peak-tflops", type=float, default=None, help="device peak, for MFU = 6 N tokens/s / peak")
+    p.add_argument("--output", default=None, help="also write the table (markdown) to this file")
+    a = p.parse_args(argv)
+    for key, value in PRESETS[a.preset].items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
+    if a.hidden % a.heads:
+        p.error(f"--hidden {a.hidden} is not divisible by --heads {a.heads}")
+    a.only = [s.strip() for s in (a.only or ",".join(SECTIONS[:-1] if a.quick else SECTIONS)).split(",") if s.strip()]
+    bad = [s for s in a.only if s not in SECTIONS]
+    if bad:
+        p.error(f"--only got {bad}; choose from {', '.join(SECTIONS)}")
+    a.families = [f.strip() for f in a.families.split(",") if f.strip()]
+    if any(f not in STOCK_NAMES for f in a.families):
+        p.error(f"--families got {a.families}; choose from {', '.join(STOCK_NAMES)}")
+    default_sizes = "64,256" if a.quick else "128,512,2048"
+    a.sizes = [int(s) for s in (a.sizes or default_sizes).split(",")]
+    a.memory_sizes = a.sizes[-1:] if a.quick else a.sizes[-2:]
+    a.long_lengths = (1024, 2048) if a.quick else LONG_LENGTHS
+    a.flat_steps = 200 if a.quick else 1000
+    if a.quick:
+        a.new_tokens = min(a.new_tokens, 32)
+    a.repeats = a.repeats or (2 if a.quick else 3)
+    a.max_len = max([*a.sizes, *a.long_lengths, PROMPT + a.flat_steps + 64, SOURCE + a.new_tokens + 8])
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    import torch
+    import transformers
+
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is available here")
+    transformers.logging.set_verbosity_error()
+    a.threads = a.threads or (1 if a.device == "cpu" else torch.get_num_threads())
+    torch.set_num_threads(a.threads)
+    a.torch_dtype = getattr(torch, a.dtype)
+    info = machine_info(a)
+    print("\n".join(info), flush=True)
+    print("\n".join(HEADER), flush=True)
+    rows = []
+    start = time.perf_counter()
+    # memory first: the fork server is started before this process runs any parallel torch work
+    for section, fn in (("memory", bench_memory), ("train", bench_train), ("generate", bench_generate),
+                        ("compile", bench_compile)):
+        if section in a.only:
+            with torch.no_grad() if section in ("generate",) else torch.enable_grad():
+                fn(a, rows)
+    elapsed = time.perf_counter() - start
+    print(f"total {elapsed:.0f} s", flush=True)
+    if a.output:
+        from w2vformer._io import atomic_write
+
+        order = {s: i for i, s in enumerate(SECTIONS)}
+        rows.sort(key=lambda r: order[r[0]])
+        text = "\n".join(["# w2vformer transformers vs stock transformers", "",
+                          f"`python bench/bench_transformers.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
+                          f" ({elapsed:.0f} s)", "", *info, "", *HEADER, *map(format_row, rows), ""])
+        with atomic_write(a.output, "w") as f:
+            f.write(text)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
