@@ -525,6 +525,23 @@ def test_save_writes_remote_code_and_full_auto_map(model_type, tmp_path):
     check_remote_code_is_safe(tmp_path)
 
 
+def test_fill_auto_map_keeps_local_entries_and_replaces_other_repos(tmp_path):
+    from transformers import BertConfig
+
+    from w2vformer.hub import auto_map_for, fill_auto_map
+
+    model_type = families()[0]
+    config = make_model(model_type).config
+    ours = auto_map_for(model_type)
+    config.auto_map = {"AutoModel": "alice/old--modeling_x.Old", "AutoModelForMaskedLM": "mine.MySubclass"}
+    assert fill_auto_map(config) == {**ours, "AutoModelForMaskedLM": "mine.MySubclass"}
+    config.save_pretrained(tmp_path)  # the hook: every save fills it
+    config.auto_map = None
+    config.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["auto_map"] == ours
+    assert fill_auto_map(BertConfig()) == {}  # not ours: untouched
+
+
 FORBIDDEN_MODULES = {"subprocess", "socket", "urllib", "requests", "http", "httpx", "aiohttp", "ftplib",
                      "telnetlib", "smtplib", "pty", "ctypes", "pickle", "marshal"}
 FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "__import__"}  # called by bare name

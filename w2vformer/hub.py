@@ -83,7 +83,11 @@ def auto_map_for(model_type: str) -> dict[str, str]:
 
 
 def fill_auto_map(config) -> dict[str, str]:
-    """Set ``config.auto_map`` to list every Auto class of the config's family (entries already there win).
+    """Set ``config.auto_map`` to list every Auto class of the config's family.
+
+    An entry already there wins if it names code in the folder (e.g. a subclass saved by the user); one that
+    points into another repo (``"user/repo--modeling_x.X"``, as transformers writes after a Hub load) is
+    replaced, since the folder being saved carries our code itself.
 
     Args:
         config: a w2vformer config (``config.model_type`` in ``AUTO_CLASSES``); other configs are left alone.
@@ -93,9 +97,11 @@ def fill_auto_map(config) -> dict[str, str]:
     """
     from w2vformer.modeling import AUTO_CLASSES
 
+    existing = dict(getattr(config, "auto_map", None) or {})
     if getattr(config, "model_type", None) not in AUTO_CLASSES:
-        return dict(getattr(config, "auto_map", None) or {})
-    merged = {**auto_map_for(config.model_type), **(getattr(config, "auto_map", None) or {})}
+        return existing
+    local = {k: v for k, v in existing.items() if isinstance(v, str) and "--" not in v}
+    merged = {**existing, **auto_map_for(config.model_type), **local}
     config.auto_map = merged
     return merged
 
