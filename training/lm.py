@@ -26,12 +26,14 @@ import json
 import math
 import random
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from w2vformer._io import atomic_write, check_input_files, publish_files
 
-__all__ = ["TASKS", "TrainResult", "train_transformer", "read_text_examples", "build_model_for_task"]
+__all__ = ["TASKS", "TrainResult", "train_transformer", "read_text_examples", "build_model_for_task",
+           "last_complete_checkpoint"]
 
 # task -> (tokenizer preset / model family, configuration module, config class, modeling module, model class)
 TASKS = {
@@ -221,23 +223,36 @@ def _mask_once(features, tokenizer, seed: int, probability: float = 0.15):
 
 
 class _MLMCollator:
-    """Random masking for training examples; evaluation examples come masked already (``labels`` present)."""
+    """Random masking for training examples; evaluation examples come masked already (``labels`` present).
 
-    def __init__(self, tokenizer):
+    A training batch's masks come from a generator seeded by (seed, the batch's token ids), so a batch gets
+    the same masks whenever it is collated. Trainer's data loader collates one batch ahead, before a
+    checkpoint saves the RNG states; masks drawn from the global RNG would then differ between a run resumed
+    from that checkpoint and the uninterrupted run. With these, resuming continues exactly.
+    """
+
+    def __init__(self, tokenizer, seed: int = 0):
         from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
 
         self.mask = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=0.15)
         self.pad = DataCollatorForTokenClassification(tokenizer)  # pads input_ids, and labels with -100
+        self.seed = seed
 
     def __call__(self, features):
-        return self.pad(features) if "labels" in features[0] else self.mask(features)
+        if "labels" in features[0]:
+            return self.pad(features)
+        import torch
+
+        digest = zlib.crc32(json.dumps([f["input_ids"] for f in features]).encode())
+        self.mask.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + digest)
+        return self.mask(features)
 
 
-def _collator(task, tokenizer, model):
+def _collator(task, tokenizer, model, seed: int = 0):
     from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, DataCollatorWithPadding
 
     if task == "mlm":
-        return _MLMCollator(tokenizer)
+        return _MLMCollator(tokenizer, seed)
     if task == "clm":
         return DataCollatorForLanguageModeling(tokenizer, mlm=False)
     if task == "seq2seq":
@@ -387,12 +402,15 @@ def train_transformer(
     )
     callbacks = [FreezeEmbeddingsCallback(freeze_embeddings_steps)] if freeze_embeddings_steps else []
     trainer = Trainer(model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
-                      data_collator=_collator(task, tokenizer, model), processing_class=tokenizer,
+                      data_collator=_collator(task, tokenizer, model, seed), processing_class=tokenizer,
                       callbacks=callbacks, compute_metrics=_accuracy if task == "classify" else None)
-    has_checkpoint = checkpoints.exists() and any(checkpoints.glob("checkpoint-*"))
-    if resume and not has_checkpoint:
-        raise FileNotFoundError(f"resume=True but {str(checkpoints)!r} holds no checkpoint-* folder to resume from")
-    train_output = trainer.train(resume_from_checkpoint=True if resume else None)
+    last = last_complete_checkpoint(checkpoints) if resume else None
+    if resume and last is None:
+        raise FileNotFoundError(
+            f"resume=True but {str(checkpoints)!r} holds no checkpoint-* folder written completely "
+            "(with trainer_state.json) to resume from"
+        )
+    train_output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
 
     metrics = {"train_loss": float(train_output.training_loss), "steps": int(trainer.state.global_step)}
     if eval_features:
@@ -431,6 +449,23 @@ def train_transformer(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return TrainResult(model, tokenizer, output_dir, metrics, list(trainer.state.log_history), init_report)
+
+
+def last_complete_checkpoint(folder) -> Path | None:
+    """The newest ``checkpoint-<step>`` folder in ``folder`` that was written completely, or None.
+
+    Trainer writes a checkpoint in place (weights, optimizer, scheduler, RNG states, and ``trainer_state.json``
+    last), so a run killed while saving leaves a partial folder that ``resume_from_checkpoint=True`` would
+    pick. Only folders holding ``trainer_state.json`` count; pass the result to
+    ``trainer.train(resume_from_checkpoint=...)``.
+    """
+    folder = Path(folder)
+    steps = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        step = path.name.split("-", 1)[1]
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            steps.append((int(step), path))
+    return max(steps)[1] if steps else None
 
 
 def _accuracy(eval_prediction):
