@@ -102,8 +102,8 @@ def count_words(source) -> tuple[EncodedCorpus, list[str], np.ndarray]:
         # setdefault's default is len(index) *before* the call: a new word gets the next id.
         ids.extend([setdefault(w, len(index)) for w in words])
         lengths.append(len(words))
-    ids_np = np.frombuffer(ids, dtype=np.int32).copy() if len(ids) else np.zeros(0, dtype=np.int32)
-    del ids
+    # a view of the array's buffer (no copy; the array lives as long as the view)
+    ids_np = np.frombuffer(ids, dtype=np.int32) if len(ids) else np.zeros(0, dtype=np.int32)
     counts = np.bincount(ids_np, minlength=len(index)).astype(np.int64)
     corpus = EncodedCorpus(ids_np, _split_long(np.frombuffer(lengths, dtype=np.int64)), int(ids_np.size))
     return corpus, list(index), counts
@@ -123,7 +123,7 @@ def apply_min_count(
         specials: tokens placed first (ids 0, 1, ...); the unknown token is ``specials[1]``.
 
     Returns:
-        ``(vocab, corpus)``: ``vocab`` the final id -> token list.
+        ``(vocab, corpus)``: ``vocab`` the final id -> token list; ``corpus.ids`` is rewritten in place.
 
     Raises:
         ValueError: if no word is frequent enough, quoting the counts.
@@ -144,7 +144,9 @@ def apply_min_count(
     unk = specials.index("[UNK]") if "[UNK]" in specials else 1
     remap = np.full(len(words), unk, dtype=np.int32)
     remap[kept] = np.arange(len(specials), len(specials) + kept.size, dtype=np.int32)
-    corpus.ids = remap[corpus.ids]
+    ids = corpus.ids
+    for start in range(0, ids.size, 1 << 20):  # in place, a chunk at a time: no second corpus-sized array
+        ids[start : start + (1 << 20)] = remap[ids[start : start + (1 << 20)]]
     vocab = list(specials) + [words[i] for i in kept.tolist()]
     return vocab, corpus
 
@@ -164,7 +166,7 @@ def encode_with_vocab(source, vocab: dict[str, int], unk_id: int) -> EncodedCorp
         if words:
             ids.extend([get(w, unk_id) for w in words])
             lengths.append(len(words))
-    ids_np = np.frombuffer(ids, dtype=np.int32).copy() if len(ids) else np.zeros(0, dtype=np.int32)
+    ids_np = np.frombuffer(ids, dtype=np.int32) if len(ids) else np.zeros(0, dtype=np.int32)
     return EncodedCorpus(ids_np, _split_long(np.frombuffer(lengths, dtype=np.int64)), int(ids_np.size))
 
 
@@ -205,7 +207,7 @@ def encode_with_tokenizer(source, tokenizer, batch_lines: int = _BATCH_LINES) ->
             batch = []
     if batch:
         flush(batch)
-    ids_np = np.frombuffer(ids, dtype=np.int32).copy() if len(ids) else np.zeros(0, dtype=np.int32)
+    ids_np = np.frombuffer(ids, dtype=np.int32) if len(ids) else np.zeros(0, dtype=np.int32)
     return EncodedCorpus(ids_np, _split_long(np.frombuffer(lengths, dtype=np.int64)), raw)
 
 

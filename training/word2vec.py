@@ -51,10 +51,16 @@ _SPECIALS = ("[PAD]", "[UNK]")
 
 
 def default_alpha(objective: str) -> float:
-    """The initial learning rate when none is given: word2vec.c's choices, 0.025 for skip-gram and 0.05 for
-    CBOW (gensim uses 0.025 for both; on corpus-en CBOW reaches a better analogy score at 0.05, see
-    bench/README.md)."""
-    return 0.025 if objective == "skipgram" else 0.05
+    """The initial learning rate when none is given: 0.05 for both objectives.
+
+    word2vec.c uses 0.05 for CBOW and 0.025 for skip-gram, gensim 0.025 for both. Chosen by quality on the
+    7.35M-word corpus-en (5 epochs, 2 threads, questions-words restrict_vocab 30000 / wordsim353 Spearman):
+    skip-gram 0.025 -> 0.203 / 0.563, 0.05 -> 0.213 / 0.613; CBOW at 0.05 is word2vec.c's setting (0.235 /
+    0.532 for the C tool against gensim's 0.191 / 0.509 at 0.025). See bench/README.md.
+    """
+    if objective not in ("skipgram", "cbow"):
+        raise ValueError(f"objective must be 'skipgram' or 'cbow', got {objective!r}")
+    return 0.05
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,7 +142,7 @@ def train_word2vec(
         vector_size, window, negative, sample, min_count, epochs, min_alpha, cbow_mean, shrink_windows,
             ns_exponent: word2vec's options (see ``Word2VecConfig``).
         loss: ``"negative_sampling"`` or ``"hierarchical_softmax"``.
-        alpha: initial learning rate; ``None`` for ``default_alpha(objective)`` (0.025 skip-gram, 0.05 CBOW).
+        alpha: initial learning rate; ``None`` for ``default_alpha(objective)`` (0.05).
         threads: worker threads (Hogwild on shared weights).
         seed: seeds the initialisation and every thread's random stream (one thread: reproducible).
         output_dir: if given, the model and tokenizer are saved there (``save_pretrained``, atomically).
