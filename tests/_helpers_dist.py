@@ -43,7 +43,7 @@ def run_clm(out, corpus, tokenizer, resume=False, slow=False, max_steps=CLM_STEP
                                 max_steps=max_steps, resume=resume, **RUN)
 
 
-def word2vec_trainer(out, corpus, tokenizer, slow=False, max_steps=W2V_STEPS, **args):
+def word2vec_trainer(out, corpus, tokenizer, slow=False, max_steps=W2V_STEPS, save_steps=3, **args):
     """A Trainer for Word2Vec (skip-gram, negative sampling) over ``corpus``, checkpointing every 3 steps."""
     from transformers import AutoTokenizer, Trainer
 
@@ -56,34 +56,42 @@ def word2vec_trainer(out, corpus, tokenizer, slow=False, max_steps=W2V_STEPS, **
                             negative=3)
     model = Word2VecModel(config, token_counts=counts)
     collator = Word2VecCollator(config, counts)
-    batch = 8 * args.pop("processes", 1)
-    training_args = word2vec_training_arguments(out, max_steps=max_steps, batch_size=8, save_steps=3,
+    per_device = args.pop("per_device", 8)
+    global_batch = per_device * args.pop("processes", 1) * args.get("gradient_accumulation_steps", 1)
+    training_args = word2vec_training_arguments(out, max_steps=max_steps, batch_size=per_device, save_steps=save_steps,
                                                 logging_steps=1, disable_tqdm=True, **args)
     # epochs=0: the stream never runs out before max_steps, so a resumed run sees the same batches
     return Trainer(model=model, args=training_args, train_dataset=Word2VecDataset(corpus, tokenizer, config, counts, epochs=0),
                    data_collator=_slow(collator) if slow else collator,
-                   optimizers=word2vec_optimizer(model, max_steps=max_steps, batch_size=batch))
+                   optimizers=word2vec_optimizer(model, max_steps=max_steps, batch_size=global_batch))
 
 
 def ddp(out, corpus):
-    """Each family (and Word2Vec) trains a few steps through Trainer under torchrun; rank 0 writes the losses."""
+    """Each family and Word2Vec train 4 steps through Trainer; rank 0 writes the logged losses.
+
+    The global batch is 8 examples in both set-ups: 2 processes x 4 (DDP, gloo), or 1 process x 4 x 2
+    gradient-accumulation steps. Each 4-example micro-batch is then collated alone in both, so the MLM masks
+    and Word2Vec negatives (seeded by the batch's content) are the same, and so are the losses.
+    """
     import torch.distributed as dist
 
     from w2vformer.training import lm
 
-    out = Path(out)
+    out, corpus = Path(out), Path(corpus)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    accumulate = 2 // world
     losses = {}
     common = dict(block_size=8, logging_steps=1, save_steps=1000, seed=0, progress=False, eval_fraction=0.0,
-                  max_steps=4, learning_rate=1e-2, warmup_ratio=0.0)
+                  max_steps=4, learning_rate=1e-2, warmup_ratio=0.0, batch_size=4,
+                  gradient_accumulation_steps=accumulate)
     for task, config in DDP_TASKS.items():
-        result = lm.train_transformer(task, [Path(corpus) / DDP_FILES[task]], output_dir=out / f"{task}-{world}",
-                                      tokenizer=Path(corpus) / "tokenizer", model_config=config,
-                                      batch_size=8 // world, **common)
+        result = lm.train_transformer(task, [corpus / DDP_FILES[task]], output_dir=out / f"{task}-{world}",
+                                      tokenizer=corpus / "tokenizer", model_config=config, **common)
         losses[task] = [h["loss"] for h in result.log_history if "loss" in h]
-    trainer = word2vec_trainer(out / f"word2vec-{world}", Path(corpus) / DDP_FILES["clm"], Path(corpus) / "tokenizer",
-                               max_steps=4, processes=world, per_device_train_batch_size=8 // world,
-                               dispatch_batches=None)
+    trainer = word2vec_trainer(out / f"word2vec-{world}", corpus / DDP_FILES["clm"], corpus / "tokenizer",
+                               max_steps=4, processes=world, per_device=4, save_steps=1000,
+                               gradient_accumulation_steps=accumulate)
+    assert trainer.args.world_size == world, f"Trainer runs {trainer.args.world_size} process(es), not {world}"
     trainer.train()
     losses["word2vec"] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     if rank == 0:

@@ -432,22 +432,9 @@ def train_transformer(
         "metrics": metrics,
         "embeddings_init": init_report.to_dict() if init_report is not None else "random",
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".save.", dir=output_dir))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        with atomic_write(staging / "training_log.json") as f:
-            json.dump(trainer.state.log_history, f, indent=1)
-        with atomic_write(staging / "run_info.json") as f:
-            json.dump(run_info, f, indent=1, default=str)
-        _write_card(staging, run_info, init_report)
-        publish_files(staging, output_dir)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    if trainer.is_world_process_zero():  # under torchrun / accelerate, one process writes the outputs
+        _publish(output_dir, model, tokenizer, trainer.state.log_history, run_info, init_report)
+    trainer.accelerator.wait_for_everyone()  # every process returns once the outputs are in place
     return TrainResult(model, tokenizer, output_dir, metrics, list(trainer.state.log_history), init_report)
 
 
@@ -466,6 +453,26 @@ def last_complete_checkpoint(folder) -> Path | None:
         if step.isdigit() and (path / "trainer_state.json").is_file():
             steps.append((int(step), path))
     return max(steps)[1] if steps else None
+
+
+def _publish(output_dir: Path, model, tokenizer, log_history, run_info: dict, init_report) -> None:
+    """Write the model, tokenizer, logs and card into a staging folder, then rename each file into place."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".save.", dir=output_dir))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        with atomic_write(staging / "training_log.json") as f:
+            json.dump(log_history, f, indent=1)
+        with atomic_write(staging / "run_info.json") as f:
+            json.dump(run_info, f, indent=1, default=str)
+        _write_card(staging, run_info, init_report)
+        publish_files(staging, output_dir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _accuracy(eval_prediction):

@@ -394,6 +394,9 @@ def word2vec_training_arguments(output_dir, max_steps: int, batch_size: int, **k
         logging_steps=max(1, max_steps // 20),
         save_strategy="steps",
         save_steps=max(1, max_steps // 5),
+        # without use_cpu on a machine without CUDA, Trainer under torchrun silently runs each process alone
+        # (ParallelMode.NOT_PARALLEL: no gloo process group, no gradient averaging)
+        use_cpu=not torch.cuda.is_available(),
     )
     defaults.update(kwargs)
     return TrainingArguments(**defaults)
