@@ -173,7 +173,7 @@ def _load_source(source, source_tokenizer) -> _Vectors:
 
             from w2vformer.modeling.modeling_word2vec import Word2VecModel
 
-            model = Word2VecModel.from_pretrained(path)
+            model = Word2VecModel.from_pretrained(path, use_safetensors=True)
             tokenizer = AutoTokenizer.from_pretrained(path)
             return _from_word2vec_model(model, tokenizer, f"Word2Vec checkpoint {str(path)!r}")
         from w2vformer.conversion.vectors import read_vectors

@@ -443,7 +443,7 @@ def _read_checkpoint(src_dir, include_special_tokens: bool, limit: int | None):
 
         import w2vformer  # noqa: F401
 
-        model = AutoModel.from_pretrained(src, dtype=torch.float32)
+        model = AutoModel.from_pretrained(src, dtype=torch.float32, use_safetensors=True)
         vectors = model.get_input_embeddings().weight.detach().numpy()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     id_to_word = {i: w for w, i in tok.get_vocab(with_added_tokens=True).items()}

@@ -61,7 +61,8 @@ def word2vec_trainer(out, corpus, tokenizer, slow=False, max_steps=W2V_STEPS, sa
     training_args = word2vec_training_arguments(out, max_steps=max_steps, batch_size=per_device, save_steps=save_steps,
                                                 logging_steps=1, disable_tqdm=True, **args)
     # epochs=0: the stream never runs out before max_steps, so a resumed run sees the same batches
-    return Trainer(model=model, args=training_args, train_dataset=Word2VecDataset(corpus, tokenizer, config, counts, epochs=0),
+    dataset = Word2VecDataset(corpus, tokenizer, config, counts, epochs=0)
+    return Trainer(model=model, args=training_args, train_dataset=dataset,
                    data_collator=_slow(collator) if slow else collator,
                    optimizers=word2vec_optimizer(model, max_steps=max_steps, batch_size=global_batch))
 

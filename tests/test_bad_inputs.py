@@ -199,7 +199,8 @@ BAD_CORPORA = {
     "blank lines": (b"\n  \n\t\n", r"empty", r"no text in .*empty or blank"),
     "binary": (bytes(range(256)) * 8, r"binary.* is not valid UTF-8: byte 0x80 at byte offset 128",
                r"binary.* is not UTF-8 text: undecodable byte at offset 128"),
-    "latin-1": ("café crème\n".encode("latin-1") * 3, r"latin-1.* is not valid UTF-8: byte 0xe9 at byte offset 3.*iconv",
+    "latin-1": ("café crème\n".encode("latin-1") * 3,
+                r"latin-1.* is not valid UTF-8: byte 0xe9 at byte offset 3.*iconv",
                 r"latin-1.* is not UTF-8 text: undecodable byte at offset 3.*iconv"),
 }
 
@@ -317,7 +318,8 @@ def test_token_ids_out_of_range_and_over_long_learned_positions(family):
 
 def test_word2vec_ids_out_of_range():
     model = Word2VecModel(Word2VecConfig(vocab_size=20, vector_size=8, min_count=0), token_counts=torch.arange(20))
-    good = dict(center_ids=torch.tensor([1, 2]), context_ids=torch.tensor([3, 4]), negative_ids=torch.tensor([[5] * 5] * 2))
+    good = dict(center_ids=torch.tensor([1, 2]), context_ids=torch.tensor([3, 4]),
+                negative_ids=torch.tensor([[5] * 5] * 2))
     assert torch.isfinite(model(**good).loss)
     for name, bad in (("center_ids", 20), ("context_ids", -1), ("negative_ids", 30)):
         batch = dict(good)

@@ -101,7 +101,7 @@ def _load_model_and_tokenizer(model_dir):
     config = AutoConfig.from_pretrained(model_dir)
     if config.model_type == "w2vformer_word2vec":
         raise ValueError(f"{str(model_dir)!r} is a Word2Vec model: it has no attention; use `plot embeddings`")
-    model = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+    model = AutoModel.from_pretrained(model_dir, attn_implementation="eager", use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model, tokenizer
 

@@ -38,7 +38,7 @@ def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperat
         raise ValueError(f"{str(model_dir)!r} holds a {config.get('model_type')!r} model, which does not generate "
                          "text; use a decoder (train clm) or encoder-decoder (train seq2seq) folder")
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-    model = auto.from_pretrained(model_dir).eval()
+    model = auto.from_pretrained(model_dir, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not seq2seq:
         tokenizer.padding_side = "left"
