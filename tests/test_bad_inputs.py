@@ -34,6 +34,8 @@ from w2vformer import (
 from w2vformer.conversion.embedding_init import init_embeddings_from_word2vec
 from w2vformer.conversion.vectors import build_wordlevel_tokenizer, checkpoint_to_vectors, read_vectors
 from w2vformer.conversion.word2vec_format import write_word2vec
+from w2vformer.hub import write_word2vec_vectors
+from w2vformer.keyedvectors import WordVectors
 from w2vformer.tokenization import train_tokenizer
 from w2vformer.training.lm import train_transformer
 from w2vformer.training.word2vec import train_word2vec
@@ -176,6 +178,13 @@ def test_damaged_checkpoint_folder_gives_a_clear_error(checkpoints, tmp_path, fa
     if damage != "wrong shapes":  # a vector reader needs only in_embed and the tokenizer: no mismatch to find
         with pytest.raises(error, match=pattern):
             read_vectors(folder)
+        with pytest.raises(FileNotFoundError if damage == "missing weights" else error,
+                           match=r"no model\.safetensors" if damage == "missing weights" else pattern):
+            WordVectors.from_pretrained(folder)
+        with pytest.raises(FileNotFoundError if damage == "missing weights" else error,
+                           match=r"no model\.safetensors" if damage == "missing weights" else pattern):
+            write_word2vec_vectors(folder)
+        assert not any(folder.glob("*vectors.bin*")), "a failed export left a file behind"
         with pytest.raises(error, match=pattern):
             checkpoint_to_vectors(folder, tmp_path / "out" / "vectors.txt")
         assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from w2vformer._io import atomic_write
+from w2vformer._io import atomic_write, open_safetensors, read_json_file
 
 __all__ = [
     "auto_map_for",
@@ -134,7 +134,7 @@ def _read_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{str(folder)!r} has no config.json; pass a folder written by save_pretrained")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json_file(path)
 
 
 def _vocabulary(folder: Path) -> tuple[list[str], set[str]]:
@@ -142,7 +142,7 @@ def _vocabulary(folder: Path) -> tuple[list[str], set[str]]:
     path = folder / "tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(f"{str(folder)!r} has no tokenizer.json; save the tokenizer into the folder too")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json_file(path)
     vocab = dict(data.get("model", {}).get("vocab") or {})
     if isinstance(data.get("model", {}).get("vocab"), list):  # Unigram: [[piece, score], ...]
         vocab = {piece: i for i, (piece, _) in enumerate(data["model"]["vocab"])}
@@ -171,8 +171,6 @@ def write_word2vec_vectors(folder: str | os.PathLike, filename: str = WORD2VEC_F
     Returns:
         The path written.
     """
-    from safetensors import safe_open
-
     from w2vformer.conversion.word2vec_format import write_word2vec
 
     folder = Path(folder)
@@ -183,7 +181,7 @@ def write_word2vec_vectors(folder: str | os.PathLike, filename: str = WORD2VEC_F
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{str(folder)!r} has no model.safetensors; save the model with save_pretrained")
-    with safe_open(str(weights), framework="numpy") as f:
+    with open_safetensors(weights, framework="numpy") as f:
         keys = [k for k in f.keys() if k.endswith("in_embed.weight")]
         if len(keys) != 1:
             raise ValueError(f"{str(weights)!r} has no single 'in_embed.weight' tensor (found {keys}); is it a "

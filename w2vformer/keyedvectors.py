@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from w2vformer._io import open_safetensors, read_json_file
 
 __all__ = ["WordVectors", "Correlation"]
 
@@ -558,7 +558,7 @@ class WordVectors:
         config_file = path / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"{str(path)!r} has no config.json; pass a Word2Vec checkpoint folder")
-        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config = read_json_file(config_file)
         if config.get("model_type") != "w2vformer_word2vec":
             raise ValueError(
                 f"{str(path)!r} holds a {config.get('model_type')!r} model, not a Word2Vec one (model_type "
@@ -577,11 +577,9 @@ class WordVectors:
 
 def _read_safetensors(folder: Path, names) -> dict[str, np.ndarray]:
     """The named tensors from model.safetensors or a sharded model.safetensors.index.json, as numpy."""
-    from safetensors import safe_open
-
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = read_json_file(index)["weight_map"]
         files = {name: folder / weight_map[name] for name in names if name in weight_map}
     elif (folder / "model.safetensors").is_file():
         files = {name: folder / "model.safetensors" for name in names}
@@ -589,7 +587,7 @@ def _read_safetensors(folder: Path, names) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{str(folder)!r} has no model.safetensors; pass a checkpoint folder")
     out = {}
     for name, file in files.items():
-        with safe_open(os.fspath(file), framework="pt") as f:  # "pt" reads bfloat16 too
+        with open_safetensors(file, framework="pt") as f:  # "pt" reads bfloat16 too
             if name in f.keys():
                 out[name] = f.get_tensor(name).float().numpy() if name != "token_counts" else f.get_tensor(name).numpy()
     return out
