@@ -18,6 +18,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from transformers import AutoModel
 
 import w2vformer  # noqa: F401  (registers the model types)
@@ -32,7 +34,7 @@ from w2vformer import (
     Word2VecModel,
 )
 from w2vformer.conversion.embedding_init import init_embeddings_from_word2vec
-from w2vformer.conversion.vectors import build_wordlevel_tokenizer, checkpoint_to_vectors, read_vectors
+from w2vformer.conversion.vectors import build_wordlevel_tokenizer, checkpoint_to_vectors, read_vectors, write_vectors
 from w2vformer.conversion.word2vec_format import write_word2vec
 from w2vformer.hub import write_word2vec_vectors
 from w2vformer.keyedvectors import WordVectors
@@ -392,3 +394,31 @@ def test_inputs_far_beyond_max_position_embeddings(family, positions):
         same_token = (ids[0] == ids[0, 0]).nonzero().flatten()
         far = same_token[same_token > 64]
         assert far.numel() and not torch.allclose(out[0, 0], out[0, far[0]], atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- properties
+# tests/test_convert_vectors.py holds the word2vec binary/text round trip, gensim parity and arbitrary-bytes
+# properties, tests/test_tokenization.py the byte-level BPE decode(encode(x)) == x one; these cover the
+# remaining writers: GloVe text and w2vformer checkpoint folders.
+_WORD = st.text(st.characters(blacklist_categories=("Cs",)).filter(lambda c: not c.isspace()), min_size=1,
+                max_size=8).filter(lambda w: w not in ("[PAD]", "[UNK]"))
+
+
+@st.composite
+def _vocab_and_vectors(draw):
+    words = draw(st.lists(_WORD, min_size=1, max_size=8, unique=True))
+    dim = draw(st.integers(1, 5))
+    values = draw(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=len(words) * dim,
+                           max_size=len(words) * dim))
+    return words, np.array(values, dtype=np.float32).reshape(len(words), dim)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_vocab_and_vectors(), fmt=st.sampled_from(["glove", "w2vformer"]))
+def test_property_glove_and_checkpoint_round_trip_exactly(tmp_path_factory, data, fmt):
+    words, vectors = data
+    path = tmp_path_factory.mktemp("rt") / ("vectors.txt" if fmt == "glove" else "checkpoint")
+    write_vectors(path, words, vectors, format=fmt, progress=False)
+    got_words, got = read_vectors(path, format=fmt, progress=False)
+    assert list(got_words) == words
+    assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), vectors.view(np.uint32))  # -0.0 too
