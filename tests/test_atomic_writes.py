@@ -32,9 +32,13 @@ def _write_vectors(path: Path, round_: int) -> None:
     write_word2vec(path, WORDS, np.full((ROWS, DIM), round_, dtype=np.float32), binary=True, progress=False)
 
 
-def _write_checkpoint(path: Path, round_: int) -> None:
-    model = Word2VecModel(Word2VecConfig(vocab_size=ROWS, vector_size=DIM, min_count=0),
-                          token_counts=torch.ones(ROWS, dtype=torch.long))
+def _model():
+    return Word2VecModel(Word2VecConfig(vocab_size=ROWS, vector_size=DIM, min_count=0),
+                         token_counts=torch.ones(ROWS, dtype=torch.long))
+
+
+def _write_checkpoint(path: Path, round_: int, model=None) -> None:
+    model = model if model is not None else _model()
     with torch.no_grad():
         model.in_embed.weight.fill_(round_)
     with atomic_dir(path) as tmp:  # as train_word2vec / convert save their folders
@@ -44,7 +48,11 @@ def _write_checkpoint(path: Path, round_: int) -> None:
 def _writer_loop(kind: str, path: str, started) -> None:
     torch.set_num_threads(1)
     started.set()
-    write = _write_vectors if kind == "vectors" else _write_checkpoint
+    if kind == "vectors":
+        write = _write_vectors
+    else:
+        model = _model()
+        write = lambda path, round_: _write_checkpoint(path, round_, model)  # noqa: E731
     for round_ in range(1, 1_000_000):
         write(Path(path), round_)
 
@@ -64,19 +72,22 @@ def _read_round(kind: str, path: Path) -> int:
     return int(values[0])
 
 
-def _kill_writer_repeatedly(tmp_path: Path, kind: str, kills: int = 8) -> None:
+def _kill_writer_repeatedly(tmp_path: Path, kind: str, kills: int = 6, most: int = 20) -> None:
+    """At least ``kills`` kills, more (up to ``most``) until one landed mid-write and one after a finished round."""
     target = tmp_path / ("vectors.bin" if kind == "vectors" else "checkpoint")
     (_write_vectors if kind == "vectors" else _write_checkpoint)(target, 0)  # the old output
     rng = np.random.default_rng(0)
     ctx = multiprocessing.get_context("fork")  # no re-import: each writer starts in milliseconds
     killed_mid_write = 0
     seen = {0}
-    for _ in range(kills):
+    for attempt in range(most):
+        if attempt >= kills and killed_mid_write and len(seen) > 1:
+            break
         started = ctx.Event()
         writer = ctx.Process(target=_writer_loop, args=(kind, str(target), started))
         writer.start()
         assert started.wait(30)
-        time.sleep(float(rng.uniform(0.0, 0.6)))
+        time.sleep(float(rng.uniform(0.0, 0.6 if attempt < kills else 2.0)))  # a loaded machine writes slowly
         writer.kill()  # SIGKILL: no cleanup runs
         writer.join()
         assert writer.exitcode == -9
