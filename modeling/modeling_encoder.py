@@ -201,7 +201,8 @@ class EncoderPreTrainedModel(PreTrainedModel):
     config_class = EncoderConfig
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["EncoderEmbeddings", "EncoderLayer"]
+    # layers only: the embeddings stay in the root unit with the MLM head tied to them (FSDP, device_map)
+    _no_split_modules = ["EncoderLayer"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
