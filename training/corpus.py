@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from array import array
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -82,7 +83,10 @@ def _split_long(lengths: np.ndarray) -> np.ndarray:
 
 
 def count_words(source) -> tuple[EncodedCorpus, list[str], np.ndarray]:
-    """One pass over ``source``, split on whitespace: every word gets a provisional id (first-seen order).
+    """Split ``source`` on whitespace: every word gets a provisional id (first-seen order).
+
+    Files are read twice (count, then encode into an id array of the now known size: the ids are never
+    held twice); an iterator is read once, its ids collected in a growing array.
 
     Args:
         source: see ``iter_texts``.
@@ -91,6 +95,8 @@ def count_words(source) -> tuple[EncodedCorpus, list[str], np.ndarray]:
         ``(corpus, words, counts)``: the corpus in provisional ids, ``words[i]`` the word of provisional
         id ``i`` and ``counts`` (len(words),) int64 its number of occurrences.
     """
+    if is_file_source(source):
+        return _count_words_two_passes(source)
     index: dict[str, int] = {}
     setdefault = index.setdefault
     ids = array("i")
@@ -106,6 +112,36 @@ def count_words(source) -> tuple[EncodedCorpus, list[str], np.ndarray]:
     ids_np = np.frombuffer(ids, dtype=np.int32) if len(ids) else np.zeros(0, dtype=np.int32)
     counts = np.bincount(ids_np, minlength=len(index)).astype(np.int64)
     corpus = EncodedCorpus(ids_np, _split_long(np.frombuffer(lengths, dtype=np.int64)), int(ids_np.size))
+    return corpus, list(index), counts
+
+
+def _count_words_two_passes(source) -> tuple[EncodedCorpus, list[str], np.ndarray]:
+    counter: Counter = Counter()
+    lengths = array("q")
+    for text in iter_texts(source):
+        words = text.split()
+        if words:
+            counter.update(words)
+            lengths.append(len(words))
+    index = {w: i for i, w in enumerate(counter)}  # Counter keeps first-seen order
+    counts = np.fromiter(counter.values(), dtype=np.int64, count=len(counter))
+    del counter
+    n = int(counts.sum())
+    ids = np.empty(n, dtype=np.int32)
+    get = index.__getitem__
+    pos = 0
+    batch: list[int] = []
+    for text in iter_texts(source):
+        batch.extend(map(get, text.split()))
+        if len(batch) >= 1 << 16:
+            ids[pos : pos + len(batch)] = batch
+            pos += len(batch)
+            batch = []
+    ids[pos : pos + len(batch)] = batch
+    pos += len(batch)
+    if pos != n:
+        raise RuntimeError(f"the corpus changed while it was read ({n} words counted, {pos} encoded); read it again")
+    corpus = EncodedCorpus(ids, _split_long(np.frombuffer(lengths, dtype=np.int64)), n)
     return corpus, list(index), counts
 
 
