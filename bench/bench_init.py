@@ -54,13 +54,17 @@ NT_START = re.compile(r"book of the (genealogy|generation) of jesus christ", re.
 # Data
 
 
-def read_lines(path: Path, max_lines: int | None) -> list[tuple[int, str]]:
-    """(original line index, text) of the non-empty lines; with ``max_lines``, an evenly spaced subset
-    (so a source-ordered corpus keeps its mix, and the Bible keeps both testaments)."""
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """(original line index, text) of the non-empty lines."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         lines = [(i, " ".join(line.split())) for i, line in enumerate(f)]
-    lines = [(i, t) for i, t in lines if t]
+    return [(i, t) for i, t in lines if t]
+
+
+def even_subset(lines: list, max_lines: int | None) -> list:
+    """``max_lines`` evenly spaced lines (so a source-ordered corpus keeps its mix, and the Bible keeps both
+    testaments); all of them without ``max_lines``."""
     if max_lines and max_lines < len(lines):
         stride = len(lines) / max_lines
         lines = [lines[int(k * stride)] for k in range(max_lines)]
@@ -233,7 +237,7 @@ def loss_at(curve, step):
 
 
 def steps_to(curve, threshold):
-    return next((s for s, l in curve if l <= threshold), None)
+    return None if threshold is None else next((s for s, l in curve if l <= threshold), None)
 
 
 def _mean_std(values):
@@ -268,7 +272,8 @@ def summarise(results: dict, args) -> str:
         runs = results["runs"].get(task, {})
         if "random" not in runs:
             continue
-        thresholds = {seed: smoothed_train_curve(runs["random"][str(seed)]["log_history"])[-1][1] for seed in seeds}
+        curves = {seed: smoothed_train_curve(runs["random"][str(seed)]["log_history"]) for seed in seeds}
+        thresholds = {seed: curve[-1][1] if curve else None for seed, curve in curves.items()}  # None: no log
         for arm in args.arms:
             if arm not in runs:
                 continue
@@ -278,7 +283,8 @@ def summarise(results: dict, args) -> str:
             ev = [r["metrics"].get("eval_loss") for r in per_seed]
             ppl = [r["metrics"].get("perplexity") for r in per_seed]
             reach = [steps_to(c, thresholds[seed]) for c, seed in zip(curves, seeds)]
-            reach_cell = (_fmt(reach, 0) if all(r is not None for r in reach)
+            reach_cell = (f"reference (its final: {_fmt(list(thresholds.values()))})" if arm == "random" else
+                          _fmt(reach, 0) if all(r is not None for r in reach)
                           else f"not reached in {sum(r is None for r in reach)}/{len(reach)} seeds"
                           + (f"; others {_fmt([r for r in reach if r is not None], 0)}" if any(r is not None for r in reach) else ""))
             lines.append(f"| {task} ({FAMILIES[task][1]}) | {arm} | " + " | ".join(cells) +
@@ -346,7 +352,7 @@ def write_outputs(results: dict, args, out: Path) -> str:
     """results.json, table.md and loss_curves.png for the seeds finished so far; returns the table."""
     from w2vformer._io import atomic_write
 
-    done = argparse.Namespace(**{**vars(args), "seeds": results["seeds_done"]})
+    done = argparse.Namespace(**{**vars(args), "seeds": sorted(results["seeds_done"])})
     with atomic_write(out / "results.json") as f:
         json.dump(results, f, indent=1, default=str)
     table = summarise(results, done)
@@ -362,6 +368,18 @@ def _slim(log_history):
 
 
 # ---------------------------------------------------------------------------------------------------
+
+
+def _previous_results(path: Path, config: dict) -> dict:
+    """An earlier results.json to extend with more seeds; its settings must equal ``config`` (seeds aside)."""
+    previous = json.loads(path.read_text())
+    ignore = {"seeds", "append", "workdir", "out"}
+    diff = {k: (previous["config"].get(k), v) for k, v in config.items()
+            if k not in ignore and previous["config"].get(k) != v}
+    if diff:
+        raise SystemExit(f"--append: {path} was made with other settings (earlier, now): {diff}")
+    previous["config"]["seeds"] = sorted(set(previous["config"]["seeds"]) | set(config["seeds"]))
+    return previous
 
 
 def _arms(task: str, args) -> list[str]:
@@ -396,6 +414,8 @@ def parse_args(argv=None):
     p.add_argument("--w2v-min-count", type=int, default=3)
     p.add_argument("--threads", type=int, default=1,
                    help="torch and Word2Vec threads (on shared cores, 1 was ~10x faster than 2: idle OpenMP threads spin)")
+    p.add_argument("--append", action="store_true",
+                   help="add the seeds not yet in --out's results.json (the other settings must be the same)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "init"))
     p.add_argument("--workdir", default=None, help="run folders (default: a temporary folder, deleted at the end)")
     args = p.parse_args(argv)
@@ -432,9 +452,10 @@ def main(argv=None) -> dict:
     work = Path(args.workdir) if args.workdir else Path(__import__("tempfile").mkdtemp(prefix="bench-init-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    lines = read_lines(corpus, args.max_lines)
+    all_lines = read_lines(corpus)
+    labels = testament_labels(all_lines)  # from the whole corpus: a subset may skip Matthew 1:1 itself
+    lines = even_subset(all_lines, args.max_lines)
     files = write_task_files(lines, args.eval_fraction, args.eval_lines, work / "data")
-    labels = testament_labels(lines)
     cls_files = write_classification_files(files, labels, args.cls_train, args.cls_eval, work / "data") \
         if labels and args.cls_steps > 0 and "mlm" in args.families else {}
     if not cls_files and "mlm" in args.families and args.cls_steps > 0:
@@ -448,6 +469,9 @@ def main(argv=None) -> dict:
                           "heldout_lines": files["n_heldout"], "eval_lines_used": files["n_eval"],
                           "torch_threads": __import__("torch").get_num_threads()},
                "tokenizers": {}, "word2vec": {}, "runs": {}, "classification": {}}
+    if args.append and (out / "results.json").exists():
+        results = _previous_results(out / "results.json", results["config"])
+        print(f"appending to {out / 'results.json'} (seeds done: {results['seeds_done']})")
     train_txt = files["train.txt"]
     task_files = {"mlm": (train_txt, files["eval.txt"]), "clm": (train_txt, files["eval.txt"]),
                   "seq2seq": (files["seq2seq-train.txt"], files["seq2seq-eval.txt"])}
@@ -466,7 +490,8 @@ def main(argv=None) -> dict:
 
     from transformers import AutoTokenizer
 
-    for seed in args.seeds:
+    for seed in [s for s in args.seeds if s not in results.get("seeds_done", [])]:
+        seed_started = time.perf_counter()
         inits = {}
         for task in args.families:
             if "w2v" in args.arms:
@@ -518,11 +543,12 @@ def main(argv=None) -> dict:
                       f"{rec['accuracy']:.3f}, without MLM {r.metrics['accuracy']:.3f}", flush=True)
 
         # written after every seed, so that a cut-off run keeps the seeds it finished
-        results["wall_s"] = round(time.perf_counter() - started, 1)
+        results.setdefault("seed_wall_s", {})[str(seed)] = round(time.perf_counter() - seed_started, 1)
         results["seeds_done"] = results.get("seeds_done", []) + [seed]
-        table = write_outputs(results, args, out)
+        write_outputs(results, args, out)
+    table = write_outputs(results, args, out)  # also when --append found every seed done: redraws with this code
     print(table)
-    print(f"total {results['wall_s']:.0f} s; results in {out}")
+    print(f"total {time.perf_counter() - started:.0f} s; results in {out}")
     if temp_work:
         shutil.rmtree(work, ignore_errors=True)
     return results
