@@ -24,6 +24,8 @@ import re
 
 import torch
 
+from w2vformer.conversion._common import copy_runtime_settings, load_checked
+
 __all__ = [
     "RENAMES",
     "convert_state_dict",
@@ -191,31 +193,8 @@ def config_to_stock(our_config):
     )
 
 
-def _load_checked(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `state_dict` into `model` after checking that the keys and every shape match exactly."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{source}: {len(state_dict)} keys given, {len(expected)} expected; missing {missing[:8]}, "
-            f"unexpected {unexpected[:8]}"
-        )
-    wrong = [
-        f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if state_dict[k].shape != v.shape
-    ]
-    if wrong:
-        raise ValueError(f"{source}: shapes differ (given vs expected): {wrong[:8]}")
-    with torch.no_grad():
-        for key, tensor in expected.items():
-            tensor.copy_(state_dict[key])
-
-
-def _finish(target, source) -> None:
-    """Same dtype, train/eval mode, attention kernel and generation settings as the source model."""
-    target.to(source.dtype)
-    target.train(source.training)
-    target.set_attn_implementation(source.config._attn_implementation)
+def _copy_generation_config(source, target) -> None:
+    """Generation settings travel with the weights (BART's ``forced_eos_token_id``, beams, ...)."""
     if getattr(source, "generation_config", None) is not None and hasattr(target, "generation_config"):
         target.generation_config = copy.deepcopy(source.generation_config)
 
@@ -242,8 +221,9 @@ def from_stock(stock_model):
             f"from_stock expects a BartModel or BartForConditionalGeneration, got {type(stock_model).__name__}"
         )
     ours = cls(config_from_stock(stock_model.config))
-    _load_checked(ours, convert_state_dict(stock_model.state_dict()), f"BART -> {cls.__name__}")
-    _finish(ours, stock_model)
+    load_checked(ours, convert_state_dict(stock_model.state_dict()), f"BART -> {cls.__name__}")
+    copy_runtime_settings(stock_model, ours)
+    _copy_generation_config(stock_model, ours)
     return ours
 
 
@@ -269,6 +249,7 @@ def to_stock(our_model):
             f"to_stock expects a Seq2SeqModel or Seq2SeqForConditionalGeneration, got {type(our_model).__name__}"
         )
     stock = cls(config_to_stock(our_model.config))
-    _load_checked(stock, convert_state_dict(our_model.state_dict(), to_stock=True), f"{type(our_model).__name__} -> BART")
-    _finish(stock, our_model)
+    load_checked(stock, convert_state_dict(our_model.state_dict(), to_stock=True), f"{type(our_model).__name__} -> BART")
+    copy_runtime_settings(our_model, stock)
+    _copy_generation_config(our_model, stock)
     return stock

@@ -21,6 +21,8 @@ import re
 
 import torch
 
+from w2vformer.conversion._common import load_checked
+
 __all__ = [
     "RENAMES",
     "ARCHITECTURES",
@@ -235,27 +237,6 @@ def config_to_stock(config, architecture: str | None = None):
     )
 
 
-def _load_checked(model, state_dict: dict[str, torch.Tensor], what: str) -> None:
-    """Copy ``state_dict`` into ``model`` after checking that keys and shapes match one to one."""
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
-    if missing or unexpected or len(expected) != len(state_dict):
-        raise ValueError(
-            f"{what}: {len(state_dict)} converted keys for {len(expected)} expected; "
-            f"missing {missing}, unexpected {unexpected}"
-        )
-    wrong = [
-        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in state_dict.items()
-        if v.shape != expected[k].shape
-    ]
-    if wrong:
-        raise ValueError(f"{what}: shape mismatch (converted vs expected) for {wrong}")
-    with torch.no_grad():
-        for key, target in expected.items():
-            target.copy_(state_dict[key])
-
-
 def from_stock(stock_model):
     """Our encoder with the weights of a stock BERT model (same outputs).
 
@@ -279,7 +260,7 @@ def from_stock(stock_model):
         model = cls(config)
     dtype = next(stock_model.parameters()).dtype
     model.to(dtype)
-    _load_checked(model, convert_state_dict(stock_model.state_dict()), f"{stock_name} -> {cls.__name__}")
+    load_checked(model, convert_state_dict(stock_model.state_dict()), f"{stock_name} -> {cls.__name__}")
     model.config.architectures = [cls.__name__]
     return model.train(stock_model.training)
 
@@ -307,6 +288,6 @@ def to_stock(model):
     else:
         stock = stock_cls(stock_config)
     stock.to(next(model.parameters()).dtype)
-    _load_checked(stock, convert_state_dict(model.state_dict(), reverse=True), f"{name} -> {stock_cls.__name__}")
+    load_checked(stock, convert_state_dict(model.state_dict(), reverse=True), f"{name} -> {stock_cls.__name__}")
     stock.config.architectures = [stock_cls.__name__]
     return stock.train(model.training)

@@ -18,6 +18,8 @@ import re
 
 import torch
 
+from w2vformer.conversion._common import copy_runtime_settings, load_checked
+
 __all__ = [
     "RENAMES",
     "convert_state_dict",
@@ -221,26 +223,6 @@ def config_to_stock(config):
     )
 
 
-def _load_checked(model, state_dict: dict[str, torch.Tensor]) -> None:
-    """Check key sets and shapes against ``model`` first, then copy (strict)."""
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
-    if missing or unexpected or len(expected) != len(state_dict):
-        raise ValueError(f"key mismatch converting to {type(model).__name__} ({len(state_dict)} keys for "
-                         f"{len(expected)}): missing {missing}, unexpected {unexpected}")
-    wrong = [f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in state_dict.items()
-             if v.shape != expected[k].shape]
-    if wrong:
-        raise ValueError(f"shape mismatch converting to {type(model).__name__}: {wrong}")
-    model.load_state_dict(state_dict, strict=True)
-
-
-def _copy_runtime_settings(src, dst) -> None:
-    dst.to(next(src.parameters()).dtype)
-    dst.set_attn_implementation(src.config._attn_implementation)
-    dst.train(src.training)
-
-
 def from_stock(stock_model):
     """Convert a `GPT2Model` to a [`DecoderModel`], or a `GPT2LMHeadModel` to a [`DecoderForCausalLM`].
 
@@ -261,8 +243,8 @@ def from_stock(stock_model):
     else:
         raise ValueError(f"expected a GPT2Model or GPT2LMHeadModel, got {type(stock_model).__name__}")
     model = cls(config_from_stock(stock_model.config))
-    _load_checked(model, convert_state_dict(stock_model.state_dict()))
-    _copy_runtime_settings(stock_model, model)
+    load_checked(model, convert_state_dict(stock_model.state_dict()), f"GPT-2 -> {type(model).__name__}")
+    copy_runtime_settings(stock_model, model)
     return model
 
 
@@ -283,6 +265,6 @@ def to_stock(model):
     else:
         raise ValueError(f"expected a DecoderModel or DecoderForCausalLM, got {type(model).__name__}")
     stock = cls(config_to_stock(model.config))
-    _load_checked(stock, convert_state_dict(model.state_dict(), reverse=True))
-    _copy_runtime_settings(model, stock)
+    load_checked(stock, convert_state_dict(model.state_dict(), reverse=True), f"{type(model).__name__} -> GPT-2")
+    copy_runtime_settings(model, stock)
     return stock

@@ -154,15 +154,15 @@ def test_config_mapping_and_errors():
 
 
 def test_mismatched_state_dict_is_rejected_before_copying():
-    from w2vformer.conversion.bart import _load_checked
+    from w2vformer.conversion._common import load_checked
 
     ours = from_stock(make_stock("gelu_h4"))
     sd = {k: v.clone() for k, v in ours.state_dict().items()}
     before = ours.model.shared.weight.clone()
     sd["model.shared.weight"] = torch.zeros(VOCAB + 1, 32)
-    with pytest.raises(ValueError, match="shapes differ"):
-        _load_checked(ours, sd, "test")
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_checked(ours, sd, "test")
     del sd["model.shared.weight"]
     with pytest.raises(ValueError, match="missing"):
-        _load_checked(ours, sd, "test")
+        load_checked(ours, sd, "test")
     assert torch.equal(ours.model.shared.weight, before)

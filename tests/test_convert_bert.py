@@ -14,8 +14,8 @@ import transformers
 from transformers import BertConfig
 
 import w2vformer  # noqa: F401  (registers the Auto classes)
+from w2vformer.conversion._common import load_checked
 from w2vformer.conversion.bert import (
-    _load_checked,
     config_from_stock,
     config_to_stock,
     convert_state_dict,
@@ -193,9 +193,9 @@ def test_key_count_and_shape_checks_before_copying():
     bad = dict(converted)
     bad["lm_head.out_proj.bias"] = torch.zeros(VOCAB + 1)
     with pytest.raises(ValueError, match=r"shape mismatch.*lm_head.out_proj.bias: \(100,\) vs \(99,\)"):
-        _load_checked(ours, bad, "test")
+        load_checked(ours, bad, "test")
     bad = dict(converted)
     del bad["model.layers.1.mlp.fc2.weight"]
     with pytest.raises(ValueError, match="missing.*model.layers.1.mlp.fc2.weight"):
-        _load_checked(ours, bad, "test")
+        load_checked(ours, bad, "test")
     assert all(torch.equal(v, ours.state_dict()[k]) for k, v in before.items())  # nothing copied

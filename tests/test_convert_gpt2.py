@@ -12,8 +12,8 @@ import torch
 from common import BATCH, SEQ, VOCAB, assert_close, ids_tensor, random_padding_mask
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
+from w2vformer.conversion._common import load_checked
 from w2vformer.conversion.gpt2 import (
-    _load_checked,
     config_from_stock,
     config_to_stock,
     convert_state_dict,
@@ -164,11 +164,11 @@ def test_convert_state_dict_is_pure_and_checks_keys():
     reverse = convert_state_dict(converted, reverse=True)
     del reverse["transformer.h.1.mlp.c_fc.bias"]
     with pytest.raises(ValueError, match="missing.*h.1.mlp.c_fc.bias"):
-        _load_checked(GPT2LMHeadModel(stock.config), reverse)
+        load_checked(GPT2LMHeadModel(stock.config), reverse, "test")
     reverse = convert_state_dict(converted, reverse=True)
     reverse["transformer.wpe.weight"] = reverse["transformer.wpe.weight"][:10]
     with pytest.raises(ValueError, match="shape mismatch.*wpe"):
-        _load_checked(GPT2LMHeadModel(stock.config), reverse)
+        load_checked(GPT2LMHeadModel(stock.config), reverse, "test")
 
 
 @pytest.mark.parametrize(
