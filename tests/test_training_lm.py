@@ -101,6 +101,14 @@ def test_init_from_word2vec_vectors_and_freeze(corpus, tmp_path):
     assert "initialised from vector file" in (tmp_path / "init" / "README.md").read_text()
 
 
+def test_gzip_files_are_read_like_plain_ones(corpus, tmp_path):
+    import gzip
+
+    packed = tmp_path / "pairs.tsv.gz"
+    packed.write_bytes(gzip.compress((corpus / "pairs.tsv").read_bytes()))
+    assert read_text_examples("seq2seq", [packed]) == read_text_examples("seq2seq", [corpus / "pairs.tsv"])
+
+
 def test_bad_inputs_are_clear(corpus, tmp_path):
     with pytest.raises(ValueError, match="unknown task 'gan'"):
         train_transformer("gan", [corpus / "text.txt"], output_dir=tmp_path / "x")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from w2vformer._io import atomic_write, check_input_files, publish_files
+from w2vformer.tokenization.corpus import open_binary
 
 __all__ = ["TASKS", "TrainResult", "train_transformer", "read_text_examples", "build_model_for_task",
            "last_complete_checkpoint"]
@@ -79,7 +80,7 @@ def _lines(files):
     """Non-empty lines of the files, streamed (at most MAX_LINE_BYTES + 1 bytes held per line), with a clear
     error for non-UTF-8 input and for a line too long to be one example."""
     for path in check_input_files(files):
-        with open(path, "rb") as f:
+        with open_binary(path) as f:  # plain or gzip
             offset = 0
             for number, raw in enumerate(iter(functools.partial(f.readline, MAX_LINE_BYTES + 1), b""), 1):
                 if len(raw) > MAX_LINE_BYTES:
