@@ -149,3 +149,26 @@ def test_package_writes_only_through_atomic_helpers():
     assert not offenders, "writes that bypass w2vformer._io:\n" + "\n".join(offenders)
     checkpoints = (PACKAGE / "conversion" / "checkpoints.py").read_text(encoding="utf-8")
     assert re.findall(r"_carry_files\((\w+), (\w+)\)", checkpoints).count(("src", "tmp")) == 2
+
+
+def test_outputs_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    import stat
+
+    from w2vformer._io import atomic_dir, atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "new.txt") as f:
+            f.write("x")
+        with atomic_dir(tmp_path / "folder") as d:
+            (d / "inside.txt").write_text("x")
+        (tmp_path / "kept.txt").write_text("old")
+        os.chmod(tmp_path / "kept.txt", 0o640)
+        with atomic_write(tmp_path / "kept.txt") as f:
+            f.write("new")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o640  # replacing keeps the file's mode

@@ -35,6 +35,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         encoding = "utf-8"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have (or the old file's)
+        os.chmod(tmp, (path.stat().st_mode & 0o7777) if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
             f.flush()
@@ -66,6 +68,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folder is private (0700); a plain mkdir's is not
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -81,6 +84,20 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (os.umask can only swap it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def _exchange(a: Path, b: Path) -> bool:
