@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import random
 import tempfile
@@ -32,6 +33,8 @@ from pathlib import Path
 
 from w2vformer._io import atomic_write, check_input_files, publish_files
 from w2vformer.tokenization.corpus import open_binary
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TASKS", "TrainResult", "train_transformer", "read_text_examples", "build_model_for_task",
            "last_complete_checkpoint"]
@@ -296,6 +299,7 @@ def train_transformer(
     gradient_accumulation_steps: int = 1,
     logging_steps: int = 10,
     save_steps: int = 200,
+    eval_steps: int | None = None,
     seed: int = 42,
     resume: bool = False,
     progress: bool = True,
@@ -318,6 +322,7 @@ def train_transformer(
         max_steps: optimizer steps (overrides ``epochs`` when > 0).
         epochs, batch_size, learning_rate, warmup_ratio, weight_decay, gradient_accumulation_steps,
         logging_steps, save_steps, seed: as in ``TrainingArguments``.
+        eval_steps: evaluate every N steps (default: at every checkpoint, ``save_steps``).
         resume: continue from the last checkpoint in ``output_dir/checkpoints``.
         progress: show Trainer's progress bars.
 
@@ -376,7 +381,7 @@ def train_transformer(
     init_report = None
     if init_from_word2vec is not None:
         init_report = init_embeddings_from_word2vec(model, tokenizer, init_from_word2vec, projection=projection)
-        print(init_report)
+        logger.info("%s", init_report)
 
     checkpoints = output_dir / "checkpoints"
     args = TrainingArguments(
@@ -393,7 +398,7 @@ def train_transformer(
         save_steps=save_steps,
         save_total_limit=2,
         eval_strategy="steps" if eval_features else "no",
-        eval_steps=save_steps if eval_features else None,
+        eval_steps=(eval_steps or save_steps) if eval_features else None,
         seed=seed,
         data_seed=seed,
         report_to=[],

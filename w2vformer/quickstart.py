@@ -155,6 +155,7 @@ def run_quickstart(output_dir="quickstart-out", lang: str = "en", quick: bool = 
             init_from_word2vec=w2v_dir, block_size=64, max_steps=steps, batch_size=16, learning_rate=1e-3,
             logging_steps=max(1, steps // 15), save_steps=max(10, steps // 2), seed=seed, progress=not quick)
         runs[name] = result
+        print(result.init_report)
         print(f"{name}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                       for k, v in result.metrics.items()))
 

@@ -81,6 +81,8 @@ def _train(args) -> int:
         learning_rate=args.lr, gradient_accumulation_steps=args.grad_accum, save_steps=args.save_steps,
         seed=args.seed, resume=args.resume,
     )
+    if result.init_report is not None:
+        print(result.init_report)
     print(f"saved {type(result.model).__name__} and its tokenizer to {result.output_dir}")
     for key, value in result.metrics.items():
         print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
