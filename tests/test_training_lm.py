@@ -142,3 +142,21 @@ def test_cli_train_and_generate(corpus, tmp_path, capsys):
     assert "--config is not valid JSON" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "nothing"), "hi"]) == 2
     assert "config.json missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task,file", [("mlm", "text.txt"), ("seq2seq", "pairs.tsv"), ("classify", "labels.tsv")])
+def test_cli_train_other_tasks_and_plot_attention(corpus, tmp_path, task, file):
+    out = tmp_path / task
+    assert main(["train", task, str(corpus / file), "--output", str(out), "--hidden-size", "16", "--layers", "1",
+                 "--heads", "2", "--block-size", "8", "--max-steps", "2", "--batch-size", "4",
+                 "--vocab-size", "300"]) == 0
+    assert (out / "model.safetensors").is_file() and (out / "training_log.json").is_file()
+    if task != "classify":
+        assert main(["plot", "attention", str(out), "the cat sat", "-o", str(tmp_path / "plots")]) == 0
+        assert (tmp_path / "plots" / "attention_overview.png").stat().st_size > 5000
+
+
+def test_cli_quickstart_bad_input(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["quickstart", "--lang", "fr"])
+    assert exit_info.value.code == 2 and "invalid choice: 'fr'" in capsys.readouterr().err
