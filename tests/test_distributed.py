@@ -65,6 +65,12 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         a, b = (load_file(out / f"{task}-{n}" / "model.safetensors") for n in (2, 1))
         assert a.keys() == b.keys()
         for key in a:
+            if key.endswith("k_proj.bias"):
+                # softmax is unchanged by a constant added to every score of a row, and q.b is such a constant:
+                # this bias's true gradient is 0, so it only receives rounding noise (which differs with the
+                # order of the all-reduce sums), and AdamW normalises that noise into full-size steps. It has
+                # no effect on any output; every other weight must match.
+                continue
             torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0, msg=f"{task} {key}")
 
 
