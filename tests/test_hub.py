@@ -233,7 +233,8 @@ def run_user_b(hub: HubServer, cases: list[dict], tmp: Path) -> tuple[dict, dict
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TRANSFORMERS_VERBOSITY": "error",
-        "OMP_NUM_THREADS": "1",
+        # user A's reference outputs were computed here: the same thread count gives the same float sums
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
         "TOKENIZERS_PARALLELISM": "false",
         "NO_PROXY": "127.0.0.1",
         # anything not addressed to the test Hub goes to a closed port instead of the network

@@ -109,6 +109,24 @@ def test_gzip_files_are_read_like_plain_ones(corpus, tmp_path):
     assert read_text_examples("seq2seq", [packed]) == read_text_examples("seq2seq", [corpus / "pairs.tsv"])
 
 
+def test_datasets_datasets_are_read_by_column_name(tmp_path):
+    import datasets  # an optional input of train_transformer; the test extra installs it
+
+    folder = tmp_path / "ds"
+    datasets.Dataset.from_dict({"text": ["the cat sat", " ", "a dog ran"]}).save_to_disk(folder)
+    assert read_text_examples("clm", [folder]) == ["the cat sat", "a dog ran"]
+    labels = datasets.ClassLabel(names=["neg", "pos"])
+    pairs = datasets.Dataset.from_dict({"sentence": ["bad", "good"], "label": [0, 1]},
+                                       features=datasets.Features({"sentence": datasets.Value("string"),
+                                                                   "label": labels}))
+    pairs.save_to_disk(tmp_path / "cls")
+    assert read_text_examples("classify", [tmp_path / "cls"]) == [("neg", "bad"), ("pos", "good")]
+    with pytest.raises(ValueError, match=r"needs one of \['source', 'src', 'input'\]"):
+        read_text_examples("seq2seq", [folder])
+    with pytest.raises(FileNotFoundError, match="neither a text file nor a datasets dataset"):
+        read_text_examples("clm", ["no-such-user/no-such-dataset"])
+
+
 def test_bad_inputs_are_clear(corpus, tmp_path):
     with pytest.raises(ValueError, match="unknown task 'gan'"):
         train_transformer("gan", [corpus / "text.txt"], output_dir=tmp_path / "x")

@@ -104,16 +104,75 @@ def _lines(files):
                     yield path, number, line
 
 
+# the columns a datasets dataset must have, per task (the first name found is used)
+DATASET_COLUMNS = {
+    "mlm": (("text", "sentence", "content"),),
+    "clm": (("text", "sentence", "content"),),
+    "seq2seq": (("source", "src", "input"), ("target", "tgt", "output")),
+    "classify": (("label", "labels"), ("text", "sentence", "content")),
+}
+
+
+def _is_dataset(source) -> bool:
+    """A folder written by ``save_to_disk``, or a name such as ``user/corpus`` (no file, no file suffix)."""
+    path = Path(source)
+    if path.is_dir():
+        return any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
+    return not path.exists() and not path.suffix  # "missing.txt" stays a (missing) file: a clear error
+
+
+def _dataset_examples(task: str, source) -> list:
+    """The examples of ``task`` from a datasets dataset: a ``save_to_disk`` folder or a name that
+    ``datasets.load_dataset`` finds locally (its cache, or a local dataset folder); split "train"."""
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"{str(source)!r} is not a file; to read a datasets dataset, pip install datasets") from None
+    path = Path(source)
+    try:
+        ds = datasets.load_from_disk(str(path)) if path.is_dir() else datasets.load_dataset(str(source), split="train")
+    except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
+        raise FileNotFoundError(
+            f"{str(source)!r} is neither a text file nor a datasets dataset available locally ({type(e).__name__}: "
+            f"{str(e)[:200]}); pass text files, a folder saved with Dataset.save_to_disk, or a cached dataset name"
+        ) from None
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" not in ds:
+            raise ValueError(f"dataset {str(source)!r} has no 'train' split (splits: {list(ds)})")
+        ds = ds["train"]
+    columns = []
+    for names in DATASET_COLUMNS[task]:
+        found = next((n for n in names if n in ds.column_names), None)
+        if found is None:
+            raise ValueError(f"dataset {str(source)!r} has columns {ds.column_names}; task {task!r} needs one of "
+                             f"{list(names)}")
+        columns.append(found)
+    if task in ("mlm", "clm"):
+        return [t.strip() for t in ds[columns[0]] if isinstance(t, str) and t.strip()]
+    first, second = ds[columns[0]], ds[columns[1]]
+    if task == "classify":
+        feature = ds.features[columns[0]]
+        names = getattr(feature, "names", None)  # a ClassLabel column holds ints: use its names
+        first = [names[x] if names else str(x) for x in first]
+    return [(str(a).strip(), str(b).strip()) for a, b in zip(first, second) if str(a).strip() and str(b).strip()]
+
+
 def read_text_examples(task: str, files) -> list:
-    """Read the training examples of ``task`` from text files (see the module table for the formats).
+    """Read the training examples of ``task`` from text files (see the module table for the formats), or
+    from datasets datasets (a folder saved with ``save_to_disk``, or a name ``datasets.load_dataset`` finds
+    locally; columns by name: :data:`DATASET_COLUMNS`).
 
     Returns:
         ``list[str]`` for "mlm"/"clm", ``list[tuple[str, str]]`` (source, target) for "seq2seq", and
         ``list[tuple[str, str]]`` (label, text) for "classify".
     """
     _check_task(task)
+    files = [files] if isinstance(files, (str, Path)) else list(files)
     examples = []
-    for path, number, line in _lines(files):
+    for source in [f for f in files if _is_dataset(f)]:
+        examples.extend(_dataset_examples(task, source))
+    files = [f for f in files if not _is_dataset(f)]
+    for path, number, line in _lines(files) if files else ():
         if task in ("seq2seq", "classify"):
             parts = line.split("\t")
             if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():

@@ -20,7 +20,9 @@ def register(sub) -> None:
     tasks = group.add_subparsers(dest="task", metavar="TASK")
     for task, text in _TASK_HELP.items():
         p = tasks.add_parser(task, help=text, description=text[0].upper() + text[1:] + ".")
-        p.add_argument("files", nargs="+", metavar="FILE", help="training text files (UTF-8)")
+        p.add_argument("files", nargs="+", metavar="FILE",
+                       help="training text files (UTF-8, .gz allowed), or datasets datasets: a folder saved with "
+                            "save_to_disk or a locally available name (columns: text / source,target / label,text)")
         p.add_argument("--output", "-o", required=True, help="run folder: model, tokenizer, logs, checkpoints/")
         p.add_argument("--tokenizer", help="a tokenizer folder (default: train one on FILES)")
         p.add_argument("--vocab-size", type=int, default=8000, help="vocabulary of a tokenizer trained here (8000)")
