@@ -34,17 +34,9 @@ def register_auto_classes() -> None:
 
     for model_type, (config_module, config_name, models) in AUTO_CLASSES.items():
         config_cls = _load(config_module, config_name)
-        try:
-            transformers.AutoConfig.register(model_type, config_cls, exist_ok=True)
-        except TypeError:  # older signature without exist_ok
-            transformers.AutoConfig.register(model_type, config_cls)
+        transformers.AutoConfig.register(model_type, config_cls, exist_ok=True)
         config_cls.register_for_auto_class()
         for auto_name, (model_module, model_name) in models.items():
             model_cls = _load(model_module, model_name)
             getattr(transformers, auto_name).register(config_cls, model_cls, exist_ok=True)
             model_cls.register_for_auto_class(auto_name)
-    # Every save of a w2vformer config (hence of a model) lists all the Auto classes of its family in
-    # auto_map, not only the saved class (w2vformer/hub.py).
-    from w2vformer.hub import install_auto_map_hooks
-
-    install_auto_map_hooks()

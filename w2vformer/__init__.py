@@ -87,10 +87,13 @@ def __dir__():
 
 
 def _register() -> None:
-    from .modeling import AUTO_CLASSES, register_auto_classes
+    from .hub import install_auto_map_hooks
+    from .modeling import register_auto_classes
 
-    if AUTO_CLASSES:
-        register_auto_classes()
+    register_auto_classes()
+    # every save of a w2vformer config (hence of a model) lists all the Auto classes of its family in
+    # auto_map, not only the class that was saved
+    install_auto_map_hooks()
 
     from .pipelines import register_pipelines  # "seq2seq-generation" (transformers 5 dropped text2text)
 

@@ -10,7 +10,7 @@ Anyone then loads the checkpoint without w2vformer installed:
 config and model class for remote code (``register_for_auto_class``), so ``save_pretrained`` copies the flat
 ``configuration_*.py`` / ``modeling_*.py`` / ``attention.py`` files into the folder; transformers alone would
 list only the saved class in ``auto_map``, so :func:`install_auto_map_hooks` (called by
-``w2vformer.modeling.register_auto_classes``) makes every save fill in all the Auto classes of the family
+``import w2vformer``) makes every save fill in all the Auto classes of the family
 from ``AUTO_CLASSES``.
 """
 
