@@ -154,6 +154,7 @@ def test_package_writes_only_through_atomic_helpers():
 def test_outputs_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
     import os
     import stat
+    import tempfile
 
     from w2vformer._io import atomic_dir, atomic_write
 
@@ -163,6 +164,8 @@ def test_outputs_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
             f.write("x")
         with atomic_dir(tmp_path / "folder") as d:
             (d / "inside.txt").write_text("x")
+            fd, private = tempfile.mkstemp(dir=d)  # as transformers' save_pretrained writes model.safetensors
+            os.close(fd)
         (tmp_path / "kept.txt").write_text("old")
         os.chmod(tmp_path / "kept.txt", 0o640)
         with atomic_write(tmp_path / "kept.txt") as f:
@@ -171,4 +174,5 @@ def test_outputs_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "folder" / Path(private).name).stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o640  # replacing keeps the file's mode

@@ -73,6 +73,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _widen_private_files(tmp)
     if path.exists() and _exchange(tmp, path):  # one atomic swap: path never goes missing
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
         return
@@ -84,6 +85,20 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _widen_private_files(folder: Path) -> None:
+    """Give files that a writer created private (0600: ``tempfile.mkstemp``, as transformers' safetensors save
+    does) the permissions a plain ``open`` would have given them under the umask, so that a saved folder is
+    readable by the others a folder made with ``mkdir`` + ``open`` is readable by."""
+    umask = _umask()
+    for root, dirs, files in os.walk(folder):
+        for name in files + dirs:
+            item = os.path.join(root, name)
+            mode = os.lstat(item).st_mode
+            if not (mode & 0o077) and not os.path.islink(item):
+                executable = os.path.isdir(item) or mode & 0o100
+                os.chmod(item, (0o777 if executable else 0o666) & ~umask)
 
 
 def _umask() -> int:
