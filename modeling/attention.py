@@ -226,7 +226,8 @@ def check_input_ids(input_ids: torch.Tensor | None, vocab_size: int) -> None:
         return
     if torch.compiler.is_compiling():  # data-dependent check: skip inside torch.compile graphs
         return
-    low, high = int(input_ids.min()), int(input_ids.max())
+    low, high = torch.aminmax(input_ids)  # one pass over the ids, not two (min, max)
+    low, high = int(low), int(high)
     if low < 0 or high >= vocab_size:
         bad = high if high >= vocab_size else low
         raise ValueError(
