@@ -303,61 +303,92 @@ def add_flatness_row(rows, how: str, late: int, result: dict):
     print_row(rows[-1])
 
 
+def rotation(fns: dict, repeats: int, device: str) -> dict:
+    """Seconds of every function over ``repeats`` rounds, each round calling all of them once (the order reversed
+    every other round), so that load drifting over the run hits each alike. Returns {name: [seconds per round]}."""
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            sync(device)
+            t0 = time.perf_counter()
+            fns[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def compile_row(rows, workload: str, times: dict, compile_s: dict, same: dict | None = None):
+    """One row: each model's speed-up of compiled over uncompiled, and ours/stock of the compiled runs (medians of
+    the per-round ratios: all four variants are timed in the same rounds)."""
+    speedup = {m: statistics.median(e / c for e, c in zip(times[m, "eager"], times[m, "compiled"]))
+               for m in ("ours", "stock")}
+    ratio = statistics.median(s / o for o, s in zip(times["ours", "compiled"], times["stock", "compiled"]))
+    cells = [f"x{speedup[m]:.2f} (compile {compile_s[m]:.0f} s){'' if same is None or same[m] else ' [differs]'}"
+             for m in ("ours", "stock")]
+    rows.append(("compile", workload, cells[0], cells[1], ratio, ""))
+    print_row(rows[-1])
+
+
 def bench_compile(a, rows):
+    """torch.compile (inductor) of the decoder: the forward, and generation with a static cache.
+
+    Ours and stock, compiled and not, are timed in the same interleaved rounds; the ratio column compares the
+    compiled runs (ours/stock speed), the cells give each model's speed-up over its own uncompiled run.
+    """
     import torch
     from transformers import CompileConfig
 
     ours, stock = make_pair("decoder", "sdpa", a, a.max_len)
+    models = {"ours": ours, "stock": stock}
     batch = make_batch("decoder", 4, 128, a.vocab, a.device, labels=False)
-    speedups = {}
+    fns, compile_s = {}, {}
     try:
-        for name, model in (("ours", ours), ("stock", stock)):
-            compiled = torch.compile(model.forward, dynamic=False)
-            with torch.no_grad():
+        with torch.no_grad():
+            for name, model in models.items():
+                compiled = torch.compile(model.forward, dynamic=False)
                 t0 = time.perf_counter()
                 compiled(**batch)
-                compile_s = time.perf_counter() - t0
-                eager_fn = lambda m=model: m(**batch)  # noqa: E731
-                comp_fn = lambda c=compiled: c(**batch)  # noqa: E731
-                t_e, t_c, _ = interleaved(eager_fn, comp_fn, a.repeats, a.device)
-            speedups[name] = (t_e / t_c, compile_s, t_c)
+                compile_s[name] = time.perf_counter() - t0
+                fns[name, "eager"] = lambda m=model: m(**batch)
+                fns[name, "compiled"] = lambda c=compiled: c(**batch)
+            for fn in fns.values():  # warm-up
+                fn()
+            times = rotation(fns, a.repeats, a.device)
     except Exception as exc:  # inductor needs a working C++ compiler
         rows.append(("compile", f"decoder forward: torch.compile failed here ({type(exc).__name__}: "
                      f"{str(exc).splitlines()[0][:120]})", "-", "-", float("nan"), ""))
         print_row(rows[-1])
         return
-    cells = [f"x{s:.2f} (compile {c:.0f} s)" for s, c, _ in (speedups["ours"], speedups["stock"])]
-    rows.append(("compile", "decoder forward B=4 L=128, no grad: speed-up of torch.compile over eager",
-                 cells[0], cells[1], speedups["stock"][2] / speedups["ours"][2], ""))
-    print_row(rows[-1])
+    compile_row(rows, "decoder forward B=4 L=128, no grad: speed-up of torch.compile over eager; ratio: compiled",
+                times, compile_s)
 
     new = min(a.new_tokens, 64)
     inputs = generation_inputs("decoder", 1, a)
     compile_config = CompileConfig(backend="inductor", mode="default", fullgraph=False, dynamic=False)
     compile_config._compile_all_devices = True  # transformers auto-compiles only on accelerators otherwise
-    result = {}
+    plain = generate_kwargs("decoder", new, cache_implementation="static", disable_compile=True)
+    fast = generate_kwargs("decoder", new, cache_implementation="static", compile_config=compile_config)
+    fns, compile_s, same = {}, {}, {}
     try:
-        for name, model in (("ours", ours), ("stock", stock)):
-            plain = generate_kwargs("decoder", new, cache_implementation="static", disable_compile=True)
-            fast = generate_kwargs("decoder", new, cache_implementation="static", compile_config=compile_config)
-            t0 = time.perf_counter()
+        for name, model in models.items():
             expected = model.generate(**inputs, **plain)
+            t0 = time.perf_counter()
             got = model.generate(**inputs, **fast)  # first call compiles
-            compile_s = time.perf_counter() - t0
-            same = torch.equal(expected, got)
-            t_p, t_f, _ = interleaved(lambda: model.generate(**inputs, **plain),
-                                      lambda: model.generate(**inputs, **fast), a.repeats, a.device)
-            result[name] = (t_p / t_f, compile_s, t_f, same)
+            compile_s[name] = time.perf_counter() - t0
+            same[name] = torch.equal(expected, got)
+            fns[name, "eager"] = lambda m=model: m.generate(**inputs, **plain)
+            fns[name, "compiled"] = lambda m=model: m.generate(**inputs, **fast)
+        for fn in fns.values():  # warm-up
+            fn()
+        times = rotation(fns, a.repeats, a.device)
     except Exception as exc:
         rows.append(("compile", f"decoder generate, static cache: compile failed here ({type(exc).__name__}: "
                      f"{str(exc).splitlines()[0][:120]})", "-", "-", float("nan"), ""))
         print_row(rows[-1])
         return
-    cells = [f"x{s:.2f} (compile {c:.0f} s){'' if same else ' [differs]'}"
-             for s, c, _, same in (result["ours"], result["stock"])]
-    rows.append(("compile", f"decoder generate B=1, {new} new, static cache: compiled over uncompiled",
-                 cells[0], cells[1], result["stock"][2] / result["ours"][2], ""))
-    print_row(rows[-1])
+    compile_row(rows, f"decoder generate B=1, {new} new, static cache: compiled over uncompiled; ratio: compiled",
+                times, compile_s, same)
 
 
 # ----------------------------------------------------------------------------------------------- memory
