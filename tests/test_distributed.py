@@ -103,8 +103,8 @@ SIZES = dict(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_
 def test_fsdp_wrapping_units_and_tied_weights(model, tmp_path):
     """What FSDP (and device_map) rely on: every class named in ``_no_split_modules`` exists in the model and
     wraps whole layers; tied weights are one tensor, stay one after a save/load round trip, and live outside
-    the transformer layers, so wrapping only the layers (the configuration docs/RELIABILITY.md gives) keeps
-    each tie inside the root FSDP unit."""
+    the transformer layers, so wrapping the layers keeps each tie inside one FSDP unit (the root with
+    ``fully_shard`` per layer; accelerate's embedding unit with Trainer: see the FSDP2 test below)."""
     model = model()
     classes = {type(m).__name__ for m in model.modules()}
     assert model._no_split_modules and set(model._no_split_modules) <= classes, model._no_split_modules
