@@ -8,11 +8,20 @@ through attention, how context corrects each word's dictionary meaning. Every mo
 ``import w2vformer`` registers every config and model class with the transformers Auto classes, so
 ``AutoModel.from_pretrained(folder)`` works on our checkpoints without ``trust_remote_code``. Public
 names (``w2vformer.WordVectors``, ``w2vformer.DecoderForCausalLM``, ...) are imported on first use.
+
+The registration needs transformers (hence torch: ~350 MB and seconds of imports). If transformers is already
+imported, it happens at once; otherwise it happens right after transformers is first imported, by whatever
+code imports it (``from transformers import AutoModel``, or any of our model classes). So the parts that need
+neither (the Word2Vec fast path, the vector converters, ``w2vformer --help``) run without loading them.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
 __version__ = "0.1.0"
 
@@ -100,4 +109,63 @@ def _register() -> None:
     register_pipelines()
 
 
-_register()
+class _RegisterWhenTransformersLoads(importlib.abc.MetaPathFinder):
+    """Runs ``_register()`` at the first safe moment after ``transformers`` is imported, then removes itself.
+
+    It finds no module itself: for ``transformers`` and our own modules it takes the spec the other finders
+    give and wraps the loader's ``exec_module`` (on that loader instance only) so that, once the module has
+    run, ``_register_if_ready`` is called. Safe moment: transformers is loaded and none of our model modules
+    is half-imported (``from w2vformer.modeling.modeling_decoder import ...`` imports transformers from inside
+    modeling_decoder; registering then would import modeling_decoder again, half-built).
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "transformers" and not fullname.startswith(__name__ + "."):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_module_then_register(module):
+            exec_module(module)
+            _register_if_ready(finished=module.__name__)
+
+        loader.exec_module = exec_module_then_register
+        return spec
+
+
+def _model_module_importing(finished: str) -> bool:
+    """Whether one of our model modules other than ``finished`` (which has just run, though importlib has not
+    yet marked it done) is still being imported."""
+    prefix = __name__ + ".modeling."
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name.startswith(prefix) and name != finished
+    )
+
+
+def _register_if_ready(finished: str = "") -> None:
+    if "transformers" not in sys.modules or _model_module_importing(finished):
+        return
+    for finder in [f for f in sys.meta_path if isinstance(f, _RegisterWhenTransformersLoads)]:
+        sys.meta_path.remove(finder)
+    try:
+        _register()
+    except Exception as error:  # never break the user's import of transformers or of our modules
+        warnings.warn(f"w2vformer could not register its models with transformers: {error!r}", stacklevel=2)
+
+
+if "transformers" in sys.modules:
+    _register()
+elif not any(isinstance(finder, _RegisterWhenTransformersLoads) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenTransformersLoads())
