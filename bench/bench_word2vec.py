@@ -9,11 +9,13 @@ the same options (vector_size 100, window 5, negative 5, sample 1e-3, min_count 
 ``corpus_file`` mode (and optionally with an iterable of sentences), and ``w2vformer.train_word2vec``.
 
 What is measured, the same way for every system:
-- vocab s: building the vocabulary (gensim ``build_vocab``; ours: reading + counting + encoding to ids).
+- vocab s: building the vocabulary (gensim ``build_vocab``; ours: reading + counting + encoding to ids, and
+  saving the checkpoint folder).
 - train s: the training call alone. words/s = epochs x raw corpus words / train s, where raw words are all
   whitespace-separated tokens of the corpus (before min_count and subsampling), as gensim and word2vec count.
-- peak RSS: the child's ``ru_maxrss`` after training (before evaluation); imports: ``ru_maxrss`` once the
-  libraries are loaded, before the corpus is read; working = peak - imports.
+- peak RSS: the child's ``ru_maxrss`` after training (ours: training and saving the checkpoint folder, as the
+  CLI does, with ``return_model=False``: no torch or transformers in the process), before evaluation; imports:
+  ``ru_maxrss`` once the libraries are loaded, before the corpus is read; working = peak - imports.
 - analogy: gensim's ``evaluate_word_analogies(questions-words.txt, restrict_vocab=30000)``; wordsim353:
   Spearman of ``evaluate_word_pairs(wordsim353.tsv)``; both through gensim's ``KeyedVectors`` for every
   system (ours: the checkpoint's vectors without the special tokens, most frequent first).
@@ -85,24 +87,30 @@ def run_gensim(corpus: str, objective: str, epochs: int, threads: int, mode: str
 def run_ours(corpus: str, objective: str, epochs: int, threads: int) -> dict:
     import numpy as np
 
-    from w2vformer import WordVectors, train_word2vec
+    from w2vformer.training.word2vec import train_word2vec
 
-    # Load (or compile once into numba's on-disk cache) the kernels before timing anything.
-    train_word2vec(iter([["warm", "up"]] * 4), min_count=1, epochs=1, threads=1, vector_size=8, progress=False)
-    base = _peak_rss_mb()  # after the imports (torch, transformers, numba): the process's fixed cost
-    t0 = time.perf_counter()
-    model, tokenizer = train_word2vec([corpus], objective=objective, epochs=epochs, threads=threads,
-                                      progress=False, **OPTIONS)  # fmt: skip
-    total = time.perf_counter() - t0
-    rss = _peak_rss_mb()
-    stats = model.training_stats
-    from gensim.models import KeyedVectors  # after the memory reading: gensim is only the evaluator here
+    # As `w2vformer word2vec train` runs it: train and save with return_model=False, which never imports
+    # torch or transformers. Load (or compile once into numba's on-disk cache) the kernels before timing.
+    with tempfile.TemporaryDirectory(prefix="bench-w2v-ours-") as tmp:
+        train_word2vec(iter([["warm", "up"]] * 4), min_count=1, epochs=1, threads=1, vector_size=8, progress=False,
+                       output_dir=f"{tmp}/warmup", return_model=False)  # fmt: skip
+        base = _peak_rss_mb()  # after the imports (numpy, numba, tokenizers, safetensors): the fixed cost
+        t0 = time.perf_counter()
+        stats = train_word2vec([corpus], objective=objective, epochs=epochs, threads=threads, progress=False,
+                               output_dir=f"{tmp}/model", return_model=False, **OPTIONS)  # fmt: skip
+        total = time.perf_counter() - t0
+        rss = _peak_rss_mb()  # training and saving the checkpoint folder included
+        assert "torch" not in sys.modules and "transformers" not in sys.modules
+        from gensim.models import KeyedVectors  # after the memory reading: gensim is only the evaluator here
 
-    wv = WordVectors.from_model(model, tokenizer)
+        from w2vformer import WordVectors
+
+        wv = WordVectors.from_pretrained(f"{tmp}/model")
+        alpha = json.loads(Path(f"{tmp}/model/config.json").read_text())["alpha"]
     kv = KeyedVectors(wv.vector_size)
     kv.add_vectors(list(wv.index_to_key), np.asarray(wv.vectors))
     return {"vocab_s": total - stats["train_seconds"], "train_s": stats["train_seconds"],
-            "raw_words": stats["raw_words"], "vocab_size": len(wv), "alpha": model.config.alpha,
+            "raw_words": stats["raw_words"], "vocab_size": len(wv), "alpha": alpha,
             "peak_rss_mb": rss, "base_rss_mb": base, **_evaluate(kv)}  # fmt: skip
 
 
@@ -231,9 +239,9 @@ def main(argv=None) -> int:
             f"Corpus: {args.corpus} ({n_words:,} words{', first ~1M words' if args.quick else ''}), {epochs} epochs, "
             f"{args.threads} threads, vector_size 100, window 5, negative 5, sample 1e-3, min_count 5.  \n"
             "words/s = epochs x raw corpus words / training seconds (raw: every whitespace token, before min_count "
-            "and subsampling). vocab s: gensim build_vocab / our read + count + encode. Peak RSS: each system's own "
+            "and subsampling). vocab s: gensim build_vocab / our read + count + encode + save. Peak RSS: each system's own "
             "child process after training; imports: its peak RSS once the libraries are loaded, before the corpus "
-            "is read (gensim: gensim + scipy + numpy; ours: torch + transformers + numba + tokenizers); working = "
+            "is read (gensim: gensim + scipy + numpy; ours: numpy + numba and its kernels + tokenizers + safetensors); working = "
             "peak - imports, the memory the corpus and the model take. Quality through gensim's evaluators for every system: analogy = "
             "questions-words.txt with restrict_vocab=30000, wordsim353 = Spearman.\n\n"
             f"{table}\n"

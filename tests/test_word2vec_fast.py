@@ -278,3 +278,73 @@ def test_cli_bad_input(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     assert cli_main(["word2vec", "query", str(tmp_path / "nothing"), "king"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# return_model=False: training and saving without torch or transformers
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("objective,loss", [("skipgram", "negative_sampling"), ("cbow", "hierarchical_softmax")])
+def test_lean_save_writes_the_same_folder_as_save_pretrained(planted_file, tmp_path, objective, loss):
+    """return_model=False writes config.json, model.safetensors, the code and the tokenizer files itself; they
+    are byte for byte what Word2VecModel.save_pretrained and the tokenizer's save_pretrained write."""
+    kw = dict(objective=objective, loss=loss, vector_size=13, min_count=2, epochs=1, threads=1, seed=7, progress=False)
+    stats = train_word2vec([planted_file], output_dir=tmp_path / "lean", return_model=False, **kw)
+    model, _ = train_word2vec([planted_file], output_dir=tmp_path / "full", **kw)
+    assert stats["raw_words"] == model.training_stats["raw_words"] > 0
+    names = sorted(p.name for p in (tmp_path / "full").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "lean").iterdir())
+    assert {"config.json", "model.safetensors", "tokenizer.json", "modeling_word2vec.py"} <= set(names)
+    for name in names:
+        assert (tmp_path / "lean" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+
+
+def test_huffman_tree_in_numpy_equals_the_models(tmp_path):
+    from w2vformer.training.word2vec import huffman_tree
+
+    rs = np.random.RandomState(3)
+    for counts in ([5, 5], [1, 2, 3, 4, 5, 6, 7], rs.randint(0, 4, 37), rs.zipf(1.5, 101) % 1000):
+        expected = build_huffman_tree(torch.as_tensor(np.asarray(counts)))
+        got = huffman_tree(counts)
+        for e, g in zip(expected, got):
+            assert g.dtype == e.numpy().dtype and np.array_equal(g, e.numpy())
+
+
+@pytest.mark.parametrize("bad", [dict(vector_size=0), dict(window=0), dict(negative=-1), dict(objective="sg"),
+                                 dict(loss="softmax"), dict(sample=-1.0), dict(alpha=0.0), dict(epochs=0),
+                                 dict(min_alpha=1.0), dict(ns_exponent=float("nan")), dict(cbow_mean=1),
+                                 dict(negative=0), dict(vector_size=2.5)])  # fmt: skip
+def test_options_are_checked_as_the_config_checks_them(bad, tmp_path):
+    """The lean path checks options without Word2VecConfig, with its messages, before reading the corpus."""
+    base = dict(vector_size=10, objective="skipgram", cbow_mean=True, loss="negative_sampling", negative=5,
+                ns_exponent=0.75, window=5, shrink_windows=True, sample=1e-3, min_count=5, alpha=0.05,
+                min_alpha=1e-4, epochs=5, seed=1)  # fmt: skip
+    with pytest.raises(ValueError) as from_config:
+        Word2VecConfig(vocab_size=50, **{**base, **bad})
+    with pytest.raises(ValueError) as from_training:
+        train_word2vec([tmp_path / "never-read.txt"], output_dir=tmp_path / "out", return_model=False, **{**base, **bad})
+    assert str(from_training.value) == str(from_config.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_lean_training_imports_neither_torch_nor_transformers(planted_file, tmp_path):
+    """`w2vformer word2vec train` (return_model=False) runs in a process that never loads torch or transformers,
+    so its memory is numpy + numba + the corpus + the vectors; the folder then loads with AutoModel."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from w2vformer.cli import main\n"
+        f"rc = main(['word2vec', 'train', {str(planted_file)!r}, '--output', {str(tmp_path / 'cli')!r}, '--epochs', '1',"
+        " '--threads', '1', '--min-count', '2', '--vector-size', '9', '--no-progress'])\n"
+        "print('loaded:', sorted(m for m in ('torch', 'transformers') if m in sys.modules), 'rc:', rc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "loaded: [] rc: 0" in run.stdout, run.stdout
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tmp_path / "cli")
+    assert isinstance(model, Word2VecModel) and model.get_input_embeddings().weight.shape[1] == 9

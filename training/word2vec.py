@@ -48,6 +48,8 @@ __all__ = ["train_word2vec", "default_alpha", "reference_sg_steps", "reference_c
 
 _PIECE_WORDS = 20000  # tokens per unit of work handed to a thread
 _SPECIALS = ("[PAD]", "[UNK]")
+OBJECTIVES = ("skipgram", "cbow")
+LOSSES = ("negative_sampling", "hierarchical_softmax")
 
 
 def default_alpha(objective: str) -> float:
@@ -64,22 +66,68 @@ def default_alpha(objective: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# The corpus and the vocabulary
+# Options, the corpus and the vocabulary (numpy only: no torch, no transformers)
 # --------------------------------------------------------------------------------------------------
 
 
-def _encode_corpus(source, tokenizer, min_count: int):
-    """Returns (tokenizer, corpus, counts (V,) int64 with specials and tokens under min_count zeroed)."""
-    if tokenizer is None:
-        from w2vformer.conversion.vectors import build_wordlevel_tokenizer
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
+
+def _check_options(o: dict) -> None:
+    """The checks ``Word2VecConfig`` makes, with its messages, made before anything is read and without
+    importing transformers (tests hold the two to the same errors)."""
+    import math
+
+    for name in ("vector_size", "window", "negative", "min_count", "epochs", "seed"):
+        if not _is_int(o[name]):
+            raise ValueError(f"{name} must be an integer, got {o[name]!r}")
+    for name in ("ns_exponent", "sample", "alpha", "min_alpha"):
+        value = o[name]
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    for name in ("cbow_mean", "shrink_windows"):
+        if not isinstance(o[name], bool):
+            raise ValueError(f"{name} must be True or False, got {o[name]!r}")
+    if o["objective"] not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {o['objective']!r}")
+    if o["loss"] not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {o['loss']!r}")
+    if o["vector_size"] < 1:
+        raise ValueError(f"vector_size must be >= 1, got {o['vector_size']}")
+    if o["window"] < 1:
+        raise ValueError(f"window must be >= 1, got {o['window']}")
+    if o["negative"] < 0:
+        raise ValueError(f"negative must be >= 0, got {o['negative']}")
+    if o["loss"] == "negative_sampling" and o["negative"] == 0:
+        raise ValueError(
+            "negative=0 with loss='negative_sampling' draws no negatives; set negative >= 1 "
+            "(5-20 is usual) or use loss='hierarchical_softmax'"
+        )
+    if o["sample"] < 0:
+        raise ValueError(f"sample must be >= 0 (0 disables subsampling), got {o['sample']}")
+    if o["min_count"] < 1:
+        raise ValueError(f"min_count must be >= 1 for train_word2vec, got {o['min_count']}")
+    if o["alpha"] <= 0:
+        raise ValueError(f"alpha (the initial learning rate) must be > 0, got {o['alpha']}")
+    if not 0 <= o["min_alpha"] <= o["alpha"]:
+        raise ValueError(f"min_alpha must be in [0, alpha={o['alpha']}], got {o['min_alpha']}")
+    if o["epochs"] < 1:
+        raise ValueError(f"epochs must be >= 1, got {o['epochs']}")
+
+
+def _encode_corpus(source, tokenizer, min_count: int):
+    """Returns (vocab, corpus, counts): ``vocab`` the word list in id order when no tokenizer is given (the
+    word-level vocabulary built here: [PAD], [UNK], then words seen >= min_count times by descending count),
+    else None; ``counts`` (V,) int64 with the special tokens and the tokens under min_count zeroed."""
+    if tokenizer is None:
         corpus, words, counts = corpus_lib.count_words(source)
         if corpus.raw_words == 0:
             raise ValueError("the corpus is empty: no words found in the input; check the files")
         vocab, corpus = corpus_lib.apply_min_count(corpus, words, counts, min_count, specials=_SPECIALS)
-        tokenizer = build_wordlevel_tokenizer(vocab)
+        del words
         counts = corpus_lib.token_counts(corpus, len(vocab), exclude=range(len(_SPECIALS)))
-        return tokenizer, corpus, counts
+        return vocab, corpus, counts
 
     vocab_size = len(tokenizer)
     corpus = corpus_lib.encode_with_tokenizer(source, tokenizer)
@@ -93,7 +141,67 @@ def _encode_corpus(source, tokenizer, min_count: int):
             f"no token occurs at least min_count={min_count} times: the corpus has {corpus.ids.size} tokens, "
             f"{seen} distinct non-special ones; lower min_count or give more text"
         )
-    return tokenizer, corpus, counts
+    return None, corpus, counts
+
+
+def huffman_tree(counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``build_huffman_tree`` of ``w2vformer.modeling.modeling_word2vec`` in numpy (the same construction,
+    word2vec's ``CreateBinaryTree``, and the same arrays), for training without torch.
+
+    Args:
+        counts: (V,) non-negative integer token counts, V >= 2.
+
+    Returns:
+        codes (V, L) int8, points (V, L) int64, lengths (V,) int64 (see ``build_huffman_tree``).
+    """
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+    vocab_size = counts.size
+    order = np.argsort(-counts, kind="stable")  # rank -> token id (descending count, ties in id order)
+    count = counts[order].tolist() + [0] * (vocab_size - 1)
+    parent = [0] * (2 * vocab_size - 1)
+    binary = [0] * (2 * vocab_size - 1)
+    pos1, pos2 = vocab_size - 1, vocab_size
+    for a in range(vocab_size - 1):
+        pair = []
+        for _ in range(2):
+            if pos1 >= 0 and (pos2 >= vocab_size + a or count[pos1] < count[pos2]):
+                pair.append(pos1)
+                pos1 -= 1
+            else:
+                pair.append(pos2)
+                pos2 += 1
+        min1, min2 = pair
+        count[vocab_size + a] = count[min1] + count[min2]
+        parent[min1] = parent[min2] = vocab_size + a
+        binary[min2] = 1
+    root = 2 * vocab_size - 2
+    parent_a = np.asarray(parent, dtype=np.int64)
+    parent_a[root] = root
+    binary_a = np.asarray(binary, dtype=np.int8)
+    up = [np.arange(vocab_size)]
+    while (up[-1] != root).any():
+        up.append(parent_a[up[-1]])
+    up = np.stack(up)  # (L+1, V): ancestor h levels above each leaf (by rank)
+    lengths_by_rank = (up != root).sum(0)
+    k = np.arange(up.shape[0] - 1)[None, :]
+    valid = k < lengths_by_rank[:, None]
+    leaf = np.arange(vocab_size)[:, None]
+    code_height = np.clip(lengths_by_rank[:, None] - 1 - k, 0, None)
+    point_height = np.clip(lengths_by_rank[:, None] - k, 0, None)
+    codes_by_rank = np.where(valid, binary_a[up[code_height, leaf]], 0).astype(np.int8)
+    points_by_rank = np.where(valid, up[point_height, leaf] - vocab_size, 0).astype(np.int64)
+    codes, points, lengths = np.empty_like(codes_by_rank), np.empty_like(points_by_rank), np.empty(vocab_size, np.int64)
+    codes[order], points[order], lengths[order] = codes_by_rank, points_by_rank, lengths_by_rank
+    return codes, points, lengths
+
+
+def init_vectors(vocab_size: int, vector_size: int, seed: int) -> np.ndarray:
+    """word2vec's initial input vectors: uniform in [-0.5/D, 0.5/D), (V, D) float32, from numpy's PCG64
+    seeded with ``seed`` (the output vectors start at zero)."""
+    out = np.random.default_rng(seed).random((vocab_size, vector_size), dtype=np.float32)
+    out -= np.float32(0.5)
+    out /= np.float32(vector_size)
+    return out
 
 
 def _pieces(offsets: np.ndarray, piece_words: int) -> list[tuple[int, int]]:
@@ -129,6 +237,7 @@ def train_word2vec(
     ns_exponent: float = 0.75,
     output_dir=None,
     progress: bool = True,
+    return_model: bool = True,
 ):
     """Train Word2Vec (skip-gram or CBOW; negative sampling or hierarchical softmax) on a corpus.
 
@@ -145,67 +254,117 @@ def train_word2vec(
         alpha: initial learning rate; ``None`` for ``default_alpha(objective)`` (0.05).
         threads: worker threads (Hogwild on shared weights).
         seed: seeds the initialisation and every thread's random stream (one thread: reproducible).
-        output_dir: if given, the model and tokenizer are saved there (``save_pretrained``, atomically).
+        output_dir: if given, the model and tokenizer are saved there (a ``save_pretrained`` folder, written
+            atomically).
         progress: show a tqdm bar with words/s and the current learning rate.
+        return_model: ``False`` (needs ``output_dir``) trains and saves without ever importing torch or
+            transformers when no tokenizer object is passed: the process holds numpy, numba, the corpus and
+            the vectors only (what ``w2vformer word2vec train`` does). The folder is the same as with
+            ``True``, file for file (tests compare them).
 
     Returns:
         ``(model, tokenizer)``: a ``Word2VecModel`` in eval mode (its ``training_stats`` attribute holds
         ``raw_words``, ``train_seconds``, ``words_per_second``, ``prepare_seconds``) and the tokenizer.
+        With ``return_model=False``: the ``training_stats`` dict alone.
     """
-    import torch
-
-    from w2vformer.modeling.configuration_word2vec import Word2VecConfig
-    from w2vformer.modeling.modeling_word2vec import Word2VecModel
-    from w2vformer.training import _w2v_kernels as K
-
-    if not isinstance(threads, int) or threads < 1:
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if not return_model and output_dir is None:
+        raise ValueError("return_model=False keeps nothing in memory: pass output_dir to save the model")
     if alpha is None:
         alpha = default_alpha(objective)
+    options = dict(vector_size=vector_size, objective=objective, cbow_mean=cbow_mean, loss=loss, negative=negative,
+                   ns_exponent=ns_exponent, window=window, shrink_windows=shrink_windows, sample=sample,
+                   min_count=min_count, alpha=alpha, min_alpha=min_alpha, epochs=epochs, seed=seed)  # fmt: skip
+    _check_options(options)  # before reading the corpus
+    options.update(alpha=float(alpha), min_alpha=float(min_alpha))
     t0 = time.perf_counter()
-    # Validate the options before reading the corpus (the config raises ValueError quoting a bad value).
-    Word2VecConfig(vocab_size=2, vector_size=vector_size, objective=objective, cbow_mean=cbow_mean, loss=loss,
-                   negative=negative, ns_exponent=ns_exponent, window=window, shrink_windows=shrink_windows,
-                   sample=sample, min_count=min_count, alpha=alpha, min_alpha=min_alpha, epochs=epochs, seed=seed)  # fmt: skip
-    if min_count < 1:
-        raise ValueError(f"min_count must be >= 1 for train_word2vec, got {min_count}")
 
-    tokenizer, corpus, counts = _encode_corpus(corpus_files_or_iterator, tokenizer, min_count)
+    vocab, corpus, counts = _encode_corpus(corpus_files_or_iterator, tokenizer, min_count)
     vocab_size = len(counts)
-    pad_id = tokenizer.pad_token_id
-    config = Word2VecConfig(
-        vocab_size=vocab_size, vector_size=vector_size, objective=objective, cbow_mean=cbow_mean, loss=loss,
-        negative=negative, ns_exponent=ns_exponent, window=window, shrink_windows=shrink_windows, sample=sample,
-        min_count=min_count, alpha=float(alpha), min_alpha=float(min_alpha), epochs=epochs, seed=seed,
-        pad_token_id=pad_id if pad_id is not None and pad_id < vocab_size else None,
-    )  # fmt: skip
-    model = Word2VecModel(config, token_counts=torch.from_numpy(counts)).eval()
-
-    # numpy views of the parameters: the kernels write straight into the model's storage
-    syn0 = model.in_embed.weight.detach().numpy()
-    syn1 = model.out_embed.weight.detach().numpy()
-    keep = K.keep_probabilities(counts, sample)
+    if tokenizer is None:
+        pad_id = _SPECIALS.index("[PAD]")
+    else:
+        pad_id = tokenizer.pad_token_id
+        pad_id = pad_id if pad_id is not None and pad_id < vocab_size else None
     use_hs = loss == "hierarchical_softmax"
-    if use_hs:
-        codes = model.hs_codes.numpy()
-        points = model.hs_points.numpy().astype(np.int32)
-        code_lens = model.hs_code_lengths.numpy().astype(np.int32)
+    if use_hs and vocab_size < 2:
+        raise ValueError(f"hierarchical_softmax needs a vocabulary of >= 2 tokens, got {vocab_size}")
+
+    model = None
+    if return_model:
+        import torch
+
+        from w2vformer.modeling.configuration_word2vec import Word2VecConfig
+        from w2vformer.modeling.modeling_word2vec import Word2VecModel
+
+        config = Word2VecConfig(vocab_size=vocab_size, pad_token_id=pad_id, **options)
+        model = Word2VecModel(config, token_counts=torch.from_numpy(counts)).eval()
+        # numpy views of the parameters: the kernels write straight into the model's storage
+        syn0 = model.in_embed.weight.detach().numpy()
+        syn1 = model.out_embed.weight.detach().numpy()
+        syn0[...] = init_vectors(vocab_size, vector_size, seed)
+        syn1[...] = 0.0
+        hs = (model.hs_codes.numpy(), model.hs_points.numpy(), model.hs_code_lengths.numpy()) if use_hs else None
+    else:
+        syn0 = init_vectors(vocab_size, vector_size, seed)
+        syn1 = np.zeros((vocab_size - 1 if use_hs else vocab_size, vector_size), dtype=np.float32)
+        hs = huffman_tree(counts) if use_hs else None
+    prepare_seconds = time.perf_counter() - t0
+
+    stats = _train_arrays(corpus, counts, syn0, syn1, hs, options, threads, progress)
+    stats["prepare_seconds"] = prepare_seconds
+    del corpus
+    if model is not None:
+        model.training_stats = stats
+
+    if tokenizer is None and (return_model or output_dir is None):
+        from w2vformer.conversion.vectors import build_wordlevel_tokenizer
+
+        tokenizer = build_wordlevel_tokenizer(vocab)
+    if output_dir is not None:
+        from w2vformer._io import atomic_dir
+
+        with atomic_dir(output_dir) as tmp:
+            if model is not None:
+                model.save_pretrained(tmp)
+            else:
+                tensors = {"in_embed.weight": syn0, "out_embed.weight": syn1, "token_counts": counts}
+                if hs is not None:
+                    tensors.update(hs_codes=hs[0], hs_points=hs[1], hs_code_lengths=hs[2])
+                max_code_length = int(hs[0].shape[1]) if hs is not None else None
+                _save_model_files(tmp, options, vocab_size, pad_id, max_code_length, tensors)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            else:
+                _save_wordlevel_tokenizer(tmp, vocab)
+    return (model, tokenizer) if return_model else stats
+
+
+def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progress: bool) -> dict:
+    """Run the kernels over ``corpus`` for ``o["epochs"]`` epochs, updating ``syn0`` / ``syn1`` in place.
+    Returns the training statistics."""
+    from w2vformer.training import _w2v_kernels as K
+
+    alpha, min_alpha, epochs, seed = o["alpha"], o["min_alpha"], o["epochs"], o["seed"]
+    keep = K.keep_probabilities(counts, o["sample"])
+    if hs is not None:
+        codes, points, code_lens = hs[0], hs[1].astype(np.int32), hs[2].astype(np.int32)
         alias_prob, alias_idx = np.ones(1, np.float32), np.zeros(1, np.int32)
     else:
         codes, points, code_lens = np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int32), np.zeros(1, np.int32)
-        weights = np.where(counts > 0, counts.astype(np.float64) ** ns_exponent, 0.0)
+        weights = np.where(counts > 0, counts.astype(np.float64) ** o["ns_exponent"], 0.0)
         alias_prob, alias_idx = K.build_alias_table(weights)
-    prepare_seconds = time.perf_counter() - t0
 
     n_tokens = int(corpus.ids.size)
     total = epochs * n_tokens
     schedule = [(e, a, b) for e in range(epochs) for a, b in _pieces(corpus.offsets, _PIECE_WORDS)]
     lock = threading.Lock()
-    state = {"next": 0, "done": 0, "alpha": float(alpha)}
+    state = {"next": 0}
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, unit="word", unit_scale=True, disable=not progress, desc=f"word2vec {objective}",
+    bar = tqdm(total=total, unit="word", unit_scale=True, disable=not progress, desc=f"word2vec {o['objective']}",
                smoothing=0.1, mininterval=0.5)  # fmt: skip
 
     def worker(thread_index: int) -> None:
@@ -220,12 +379,12 @@ def train_word2vec(
             words_done = epoch * n_tokens + int(corpus.offsets[s_begin])
             words, rng = K.train_chunk(
                 corpus.ids, corpus.offsets, s_begin, s_end, syn0, syn1, keep, alias_prob, alias_idx,
-                codes, points, code_lens, objective == "skipgram", use_hs, cbow_mean, negative, window,
-                shrink_windows, float(alpha), float(min_alpha), float(words_done), float(total), rng,
+                codes, points, code_lens, o["objective"] == "skipgram", hs is not None, o["cbow_mean"],
+                o["negative"], o["window"], o["shrink_windows"], alpha, min_alpha, float(words_done), float(total),
+                rng,
             )  # fmt: skip
             rng = np.uint64(rng)  # numba returns a Python int; pass it back as uint64
             with lock:
-                state["done"] += int(words)
                 lr = max(min_alpha, alpha - (alpha - min_alpha) * (words_done + words) / total)
                 bar.update(int(words))
                 bar.set_postfix_str(f"lr={lr:.5f}", refresh=False)
@@ -243,25 +402,69 @@ def train_word2vec(
     train_seconds = time.perf_counter() - t1
     if not np.isfinite(syn0).all():
         raise FloatingPointError(f"training diverged (non-finite vectors); lower alpha (was {alpha})")
-
-    model.training_stats = {
+    stats = {
         "raw_words": corpus.raw_words,
         "tokens": n_tokens,
         "epochs": epochs,
-        "vocab_size": vocab_size,
-        "prepare_seconds": prepare_seconds,
+        "vocab_size": int(counts.size),
         "train_seconds": train_seconds,
         "words_per_second": epochs * corpus.raw_words / max(train_seconds, 1e-9),
     }
     logger.info("word2vec: %d raw words x %d epochs in %.1f s (%.0f words/s)", corpus.raw_words, epochs,
-                train_seconds, model.training_stats["words_per_second"])  # fmt: skip
-    if output_dir is not None:
-        from w2vformer._io import atomic_dir
+                train_seconds, stats["words_per_second"])  # fmt: skip
+    return stats
 
-        with atomic_dir(output_dir) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-    return model, tokenizer
+
+# --------------------------------------------------------------------------------------------------
+# Saving without torch or transformers: the files Word2VecModel.save_pretrained and the word-level
+# tokenizer's save_pretrained write (tests/test_word2vec_fast.py holds the two folders equal)
+# --------------------------------------------------------------------------------------------------
+
+_AUTO_MAP = {"AutoConfig": "configuration_word2vec.Word2VecConfig", "AutoModel": "modeling_word2vec.Word2VecModel"}
+_VERY_LARGE_INTEGER = int(1e30)  # transformers' model_max_length for "no limit"
+
+
+def _save_model_files(tmp, options: dict, vocab_size: int, pad_id, max_code_length, tensors: dict) -> None:
+    """config.json, model.safetensors and the model's code (for ``trust_remote_code`` users) into ``tmp``, the
+    staging folder of ``atomic_dir``."""
+    import importlib.util
+    import json
+    import shutil
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from safetensors.numpy import save_file
+
+    config = dict(options, vocab_size=vocab_size, pad_token_id=pad_id, max_code_length=max_code_length,
+                  model_type="w2vformer_word2vec", architectures=["Word2VecModel"], auto_map=dict(_AUTO_MAP),
+                  dtype="float32", tie_word_embeddings=False, transformers_version=version("transformers"))  # fmt: skip
+    tmp = Path(tmp)
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / "model.safetensors"),
+              metadata={"format": "pt"})  # fmt: skip
+    code = Path(importlib.util.find_spec("w2vformer.modeling").submodule_search_locations[0])
+    for name in ("configuration_word2vec.py", "modeling_word2vec.py"):
+        shutil.copyfile(code / name, tmp / name)
+
+
+def _save_wordlevel_tokenizer(tmp, vocab) -> None:
+    """tokenizer.json and tokenizer_config.json of ``build_wordlevel_tokenizer(vocab)``, written with the
+    ``tokenizers`` library alone, into ``tmp``, the staging folder of ``atomic_dir``."""
+    import json
+    from pathlib import Path
+
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors
+
+    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _SPECIALS])
+    # what transformers' TokenizersBackend sets when it adds neither bos nor eos
+    tok.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1", special_tokens=[])
+    tmp = Path(tmp)
+    tok.save(str(tmp / "tokenizer.json"), pretty=True)
+    config = {"backend": "tokenizers", "model_max_length": _VERY_LARGE_INTEGER, "pad_token": "[PAD]",
+              "tokenizer_class": "TokenizersBackend", "unk_token": "[UNK]"}  # fmt: skip
+    (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -90,14 +90,15 @@ def _train(args) -> int:
         if not Path(args.tokenizer).is_dir():
             raise FileNotFoundError(f"tokenizer folder {args.tokenizer!r} does not exist; pass a saved tokenizer folder")
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    model, tokenizer = train_word2vec(
+    # return_model=False: train and save without importing torch or transformers (with a word-level
+    # vocabulary), so the process holds only numpy, numba, the corpus and the vectors
+    s = train_word2vec(
         [str(f) for f in files], tokenizer=tokenizer, objective=args.objective, vector_size=args.vector_size,
         window=args.window, negative=args.negative, loss=args.loss, sample=args.sample, min_count=args.min_count,
         epochs=args.epochs, alpha=args.alpha, min_alpha=args.min_alpha, threads=args.threads, seed=args.seed,
         cbow_mean=not args.cbow_sum, shrink_windows=not args.no_shrink_windows, ns_exponent=args.ns_exponent,
-        output_dir=args.output, progress=not args.no_progress,
+        output_dir=args.output, progress=not args.no_progress, return_model=False,
     )  # fmt: skip
-    s = model.training_stats
     print(
         f"trained {args.objective} on {s['raw_words']:,} words x {s['epochs']} epochs in {s['train_seconds']:.1f} s "
         f"({s['words_per_second']:,.0f} words/s); vocabulary {s['vocab_size']:,}; saved to {args.output}"
