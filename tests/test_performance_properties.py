@@ -8,6 +8,9 @@ replays (no recompilation per step), and an sdpa forward's largest tensor grows 
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -115,6 +118,46 @@ def test_seq2seq_generate_encodes_once_and_feeds_one_token_per_step():
     assert decoder_calls == [((batch, 1), step) for step in range(new)]
     assert len(cross_kv) == len(model.model.decoder.layers)
     assert head == [(batch, 1, HIDDEN)] * new
+
+
+def parameter_objects_built(fn) -> int:
+    """How many ``inspect.Parameter`` objects ``fn()`` creates (each signature built from code makes one per argument)."""
+    init = inspect.Parameter.__init__.__code__
+    count = 0
+
+    def profile(frame, event, arg):
+        nonlocal count
+        if event == "call" and frame.f_code is init:
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+@pytest.mark.parametrize("family", ["decoder", "seq2seq"])
+def test_auto_class_registration_adds_no_per_step_work(family, monkeypatch):
+    """transformers' generate asks for forward's signature at every decoding step of a model registered for the
+    Auto classes (a remote-code check for ``cache_position``), which every w2vformer model is; built from the code
+    that costs ~40 us a token, so the class keeps it built: per new token, a registered model builds no more
+    signature parameters (``inspect.Parameter`` objects) than the same model unregistered, as stock models are."""
+    model = tiny_decoder() if family == "decoder" else tiny_seq2seq()
+    ids = ids_tensor((2, 5), low=4)
+
+    def per_six_tokens() -> int:
+        built = [parameter_objects_built(lambda n=new: model.generate(ids, attention_mask=torch.ones_like(ids),
+                                                                       max_new_tokens=n, min_new_tokens=n, **GREEDY))
+                 for new in (2, 8)]
+        return built[1] - built[0]
+
+    assert model.is_remote_code()  # registered by `import w2vformer`, as every saved checkpoint is
+    registered = per_six_tokens()
+    monkeypatch.setattr(type(model), "_auto_class", None)
+    assert not model.is_remote_code()
+    assert registered == per_six_tokens(), "a registered model rebuilds forward's signature at every step"
 
 
 # ------------------------------------------------------------------------------------ compile
