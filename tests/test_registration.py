@@ -40,6 +40,7 @@ def test_import_w2vformer_loads_neither_torch_nor_transformers():
         "from w2vformer.modeling.modeling_decoder import DecoderForCausalLM",  # transformers imported from inside ours
         "import w2vformer; w2vformer.Word2VecConfig(vocab_size=3)",  # through the lazy public names
         "from w2vformer.training.word2vec import train_word2vec; import w2vformer.modeling.attention",
+        "from w2vformer.pipelines import Seq2SeqGenerationPipeline",  # a non-model module that imports transformers
     ],
 )
 def test_auto_classes_are_registered_whatever_the_import_order(first):

@@ -114,8 +114,8 @@ class _RegisterWhenTransformersLoads(importlib.abc.MetaPathFinder):
 
     It finds no module itself: for ``transformers`` and our own modules it takes the spec the other finders
     give and wraps the loader's ``exec_module`` (on that loader instance only) so that, once the module has
-    run, ``_register_if_ready`` is called. Safe moment: transformers is loaded and none of our model modules
-    is half-imported (``from w2vformer.modeling.modeling_decoder import ...`` imports transformers from inside
+    run, ``_register_if_ready`` is called. Safe moment: transformers is loaded and none of our modules is
+    half-imported (``from w2vformer.modeling.modeling_decoder import ...`` imports transformers from inside
     modeling_decoder; registering then would import modeling_decoder again, half-built).
     """
 
@@ -143,10 +143,10 @@ class _RegisterWhenTransformersLoads(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _model_module_importing(finished: str) -> bool:
-    """Whether one of our model modules other than ``finished`` (which has just run, though importlib has not
-    yet marked it done) is still being imported."""
-    prefix = __name__ + ".modeling."
+def _our_module_importing(finished: str) -> bool:
+    """Whether one of our modules other than ``finished`` (which has just run, though importlib has not yet
+    marked it done) is still being imported: registering imports the model modules, hub and pipelines."""
+    prefix = __name__ + "."
     return any(
         getattr(getattr(module, "__spec__", None), "_initializing", False)
         for name, module in list(sys.modules.items())
@@ -155,7 +155,7 @@ def _model_module_importing(finished: str) -> bool:
 
 
 def _register_if_ready(finished: str = "") -> None:
-    if "transformers" not in sys.modules or _model_module_importing(finished):
+    if "transformers" not in sys.modules or _our_module_importing(finished):
         return
     for finder in [f for f in sys.meta_path if isinstance(f, _RegisterWhenTransformersLoads)]:
         sys.meta_path.remove(finder)
