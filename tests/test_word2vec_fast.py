@@ -348,3 +348,26 @@ def test_lean_training_imports_neither_torch_nor_transformers(planted_file, tmp_
 
     model = AutoModel.from_pretrained(tmp_path / "cli")
     assert isinstance(model, Word2VecModel) and model.get_input_embeddings().weight.shape[1] == 9
+
+
+def test_schedule_covers_every_piece_once_per_epoch_and_alternates_halves():
+    from w2vformer.training.word2vec import _pieces, _schedule
+
+    rs = np.random.RandomState(0)
+    offsets = np.concatenate([[0], np.cumsum(rs.randint(1, 900, 301))]).astype(np.int64)
+    pieces = _pieces(offsets, 1000)
+    schedule = _schedule(offsets, 3, 1000)
+    assert len(schedule) == 3 * len(pieces)
+    per_epoch = [schedule[e * len(pieces):(e + 1) * len(pieces)] for e in range(3)]
+    for epoch in per_epoch:
+        assert sorted((a, b) for a, b, _ in epoch) == pieces  # each piece once, same order every epoch
+        assert [p[:2] for p in epoch] == [p[:2] for p in per_epoch[0]]
+    # the learning-rate clock: tokens scheduled before each piece, over all epochs
+    sizes = [int(offsets[b] - offsets[a]) for a, b, _ in schedule]
+    assert [done for _, _, done in schedule] == list(np.cumsum([0] + sizes[:-1]))
+    # first and second half alternate: piece k of each half, side by side
+    half = offsets[-1] / 2
+    sides = [offsets[a] >= half for a, _, _ in per_epoch[0]]
+    n_first = sides.count(False)
+    assert sides[: 2 * min(n_first, len(sides) - n_first)] == [False, True] * min(n_first, len(sides) - n_first)
+    assert [a for a, _, _ in per_epoch[0] if offsets[a] < half] == sorted(a for a, _ in pieces if offsets[a] < half)
