@@ -431,6 +431,10 @@ class Seq2SeqModel(Seq2SeqPreTrainedModel):
         self.shared = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
         self.encoder = Seq2SeqEncoder(config)
         self.decoder = Seq2SeqDecoder(config)
+        if config.tie_word_embeddings:
+            # One module for the three uses, not only one parameter: FSDP2 puts a parameter in exactly one
+            # sharding unit, and separate encoder/decoder embedding modules would claim it twice.
+            self.encoder.embed_tokens = self.decoder.embed_tokens = self.shared
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:

@@ -57,12 +57,11 @@ def build(family):
     if family == "encoder":
         return EncoderForMaskedLM(EncoderConfig(**SIZES, num_hidden_layers=2))
     model = Seq2SeqForConditionalGeneration(Seq2SeqConfig(**SIZES, encoder_layers=2, decoder_layers=1))
-    # The encoder and decoder each own an nn.Embedding whose weight is the shared parameter. accelerate's FSDP2
-    # preparation puts `shared` and `lm_head` in one unit but not those two modules, so the root unit sees the
-    # shared parameter again and torch raises "Parameter 'model.shared.weight' is shared with a parameter
-    # already managed by another FSDP group". One embedding module for all three uses (what
-    # Seq2SeqModel.set_input_embeddings does) fixes it; it changes no key and no value.
-    model.set_input_embeddings(model.get_input_embeddings())
+    # One embedding module for the three uses (Seq2SeqModel.__init__ when tied): with separate encoder and
+    # decoder embedding modules holding the shared parameter, as in stock BART, accelerate's FSDP2 preparation
+    # puts `shared` and `lm_head` in one unit but not those two modules, and the first forward raises
+    # "Parameter 'model.shared.weight' is shared with a parameter already managed by another FSDP group".
+    assert model.model.encoder.embed_tokens is model.model.decoder.embed_tokens is model.model.shared
     return model
 
 
