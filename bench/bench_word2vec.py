@@ -18,7 +18,8 @@ What is measured, the same way for every system:
   ``ru_maxrss`` once the libraries are loaded, before the corpus is read; working = peak - imports.
 - analogy: gensim's ``evaluate_word_analogies(questions-words.txt, restrict_vocab=30000)``; wordsim353:
   Spearman of ``evaluate_word_pairs(wordsim353.tsv)``; both through gensim's ``KeyedVectors`` for every
-  system (ours: the checkpoint's vectors without the special tokens, most frequent first).
+  system (ours: the checkpoint's vectors without the special tokens, listed in gensim's vocabulary order so
+  that restrict_vocab keeps the same 30000 words for both).
 
 The table is printed and written to ``bench/results/word2vec.md`` with the date, the machine and the load.
 The machine may be shared: compare ratios measured in the same run.
@@ -32,6 +33,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,11 +63,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_gensim(corpus: str, objective: str, epochs: int, threads: int, mode: str) -> dict:
+def run_gensim(corpus: str, objective: str, epochs: int, threads: int, mode: str, seed: int) -> dict:
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
-    model = Word2Vec(sg=int(objective == "skipgram"), workers=threads, epochs=epochs, seed=1, **OPTIONS)
+    model = Word2Vec(sg=int(objective == "skipgram"), workers=threads, epochs=epochs, seed=seed, **OPTIONS)
     base = _peak_rss_mb()  # after the imports: the process's fixed cost
     t0 = time.perf_counter()
     if mode == "corpus_file":
@@ -84,7 +86,7 @@ def run_gensim(corpus: str, objective: str, epochs: int, threads: int, mode: str
             "alpha": model.alpha, "peak_rss_mb": rss, "base_rss_mb": base, **_evaluate(model.wv)}  # fmt: skip
 
 
-def run_ours(corpus: str, objective: str, epochs: int, threads: int) -> dict:
+def run_ours(corpus: str, objective: str, epochs: int, threads: int, seed: int) -> dict:
     import numpy as np
 
     from w2vformer.training.word2vec import train_word2vec
@@ -97,7 +99,7 @@ def run_ours(corpus: str, objective: str, epochs: int, threads: int) -> dict:
         base = _peak_rss_mb()  # after the imports (numpy, numba, tokenizers, safetensors): the fixed cost
         t0 = time.perf_counter()
         stats = train_word2vec([corpus], objective=objective, epochs=epochs, threads=threads, progress=False,
-                               output_dir=f"{tmp}/model", return_model=False, **OPTIONS)  # fmt: skip
+                               seed=seed, output_dir=f"{tmp}/model", return_model=False, **OPTIONS)  # fmt: skip
         total = time.perf_counter() - t0
         rss = _peak_rss_mb()  # training and saving the checkpoint folder included
         assert "torch" not in sys.modules and "transformers" not in sys.modules
@@ -107,18 +109,34 @@ def run_ours(corpus: str, objective: str, epochs: int, threads: int) -> dict:
 
         wv = WordVectors.from_pretrained(f"{tmp}/model")
         alpha = json.loads(Path(f"{tmp}/model/config.json").read_text())["alpha"]
+    # restrict_vocab=30000 keeps the first 30000 keys: list ours in gensim's vocabulary order, so both systems
+    # answer the same questions (the orders differ among words of equal count: ours keeps first-seen order,
+    # gensim's argsort does not, and on corpus-en that moves 820 of the 30000 words and 90 questions)
+    order = _gensim_vocab_order(corpus)
+    ours = {key: i for i, key in enumerate(wv.index_to_key)}
+    in_order = set(order)
+    keys = [k for k in order if k in ours] + [k for k in wv.index_to_key if k not in in_order]
     kv = KeyedVectors(wv.vector_size)
-    kv.add_vectors(list(wv.index_to_key), np.asarray(wv.vectors))
+    kv.add_vectors(keys, np.asarray(wv.vectors)[[ours[k] for k in keys]])
     return {"vocab_s": total - stats["train_seconds"], "train_s": stats["train_seconds"],
             "raw_words": stats["raw_words"], "vocab_size": len(wv), "alpha": alpha,
             "peak_rss_mb": rss, "base_rss_mb": base, **_evaluate(kv)}  # fmt: skip
 
 
+def _gensim_vocab_order(corpus: str) -> list[str]:
+    """gensim's vocabulary of ``corpus`` with the benchmark's min_count, in its index order."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(vector_size=8, min_count=OPTIONS["min_count"], workers=1)
+    model.build_vocab(corpus_file=corpus)
+    return list(model.wv.index_to_key)
+
+
 def _child(args) -> None:
     if args.system == "ours":
-        result = run_ours(args.corpus, args.objective, args.epochs, args.threads)
+        result = run_ours(args.corpus, args.objective, args.epochs, args.threads, args.seed)
     else:
-        result = run_gensim(args.corpus, args.objective, args.epochs, args.threads, args.system.split(":")[1])
+        result = run_gensim(args.corpus, args.objective, args.epochs, args.threads, args.system.split(":")[1], args.seed)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -141,9 +159,9 @@ def _plain_copy(corpus: str, out: Path, max_words: int | None) -> int:
     return words
 
 
-def _run_child(system: str, objective: str, corpus: Path, epochs: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--system", system, "--objective", objective,
-           "--corpus", str(corpus), "--epochs", str(epochs), "--threads", str(threads)]  # fmt: skip
+def _run_child(system: str, objective: str, corpus: Path, epochs: int, threads: int, seed: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--system", system, "--objective", objective, "--corpus", str(corpus),
+           "--epochs", str(epochs), "--threads", str(threads), "--seed", str(seed)]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -151,7 +169,7 @@ def _run_child(system: str, objective: str, corpus: Path, epochs: int, threads: 
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{system} {objective} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(lines[-1][len("RESULT "):])
-    result.update(system=system, objective=objective, epochs=epochs, child_wall_s=wall)
+    result.update(system=system, objective=objective, epochs=epochs, seed=seed, child_wall_s=wall)
     result["words_per_s"] = epochs * result["raw_words"] / result["train_s"]
     return result
 
@@ -169,24 +187,43 @@ def _machine() -> str:
 
 
 def _table(results: list[dict]) -> str:
-    ref = {r["objective"]: r for r in results if r["system"] == "gensim:corpus_file"}
+    """One row per run (ratios against gensim corpus_file's run with the same objective and seed), then one
+    mean row per system and objective (ratios of the means; speed: the median of the per-seed ratios)."""
+    ref = {(r["objective"], r["seed"]): r for r in results if r["system"] == "gensim:corpus_file"}
     names = {"gensim:corpus_file": "gensim 4.4 corpus_file", "gensim:iterable": "gensim 4.4 iterable",
              "ours": "w2vformer train_word2vec"}  # fmt: skip
-    head = ("| system | objective | alpha | vocab s | train s | words/s | speed vs gensim corpus_file | peak RSS MB "
-            "| RSS vs gensim | imports MB | working MB | working vs gensim | analogy | wordsim353 |")  # fmt: skip
-    rows = [head, "|" + " --- |" * 14]
-    for r in results:
-        g = ref.get(r["objective"])
-        speed = f"{r['words_per_s'] / g['words_per_s']:.2f}x" if g else "-"
+    head = ("| system | objective | seed | alpha | vocab s | train s | words/s | speed vs gensim corpus_file "
+            "| peak RSS MB | RSS vs gensim | imports MB | working MB | working vs gensim | analogy | wordsim353 |")  # fmt: skip
+    rows = [head, "|" + " --- |" * 15]
+
+    def row(r, g, seed, speed):
         mem = f"{r['peak_rss_mb'] / g['peak_rss_mb']:.2f}x" if g else "-"
         work = r["peak_rss_mb"] - r["base_rss_mb"]
         work_ratio = f"{work / (g['peak_rss_mb'] - g['base_rss_mb']):.2f}x" if g else "-"
-        rows.append(
-            f"| {names[r['system']]} | {r['objective']} | {r['alpha']:g} | {r['vocab_s']:.1f} | {r['train_s']:.1f} "
-            f"| {r['words_per_s']:,.0f} | {speed} | {r['peak_rss_mb']:.0f} | {mem} | {r['base_rss_mb']:.0f} "
-            f"| {work:.0f} | {work_ratio} | {r['analogy']:.3f} "
-            f"| {r['wordsim353']:.3f} |"
+        return (
+            f"| {names[r['system']]} | {r['objective']} | {seed} | {r['alpha']:g} | {r['vocab_s']:.1f} "
+            f"| {r['train_s']:.1f} | {r['words_per_s']:,.0f} | {speed} | {r['peak_rss_mb']:.0f} | {mem} "
+            f"| {r['base_rss_mb']:.0f} | {work:.0f} | {work_ratio} | {r['analogy']:.3f} | {r['wordsim353']:.3f} |"
         )
+
+    for r in results:
+        g = ref.get((r["objective"], r["seed"]))
+        rows.append(row(r, g, r["seed"], f"{r['words_per_s'] / g['words_per_s']:.2f}x" if g else "-"))
+    groups: dict = {}
+    for r in results:
+        groups.setdefault((r["system"], r["objective"]), []).append(r)
+    if all(len(runs) > 1 for runs in groups.values()):
+        means = {}
+        for key, runs in groups.items():
+            means[key] = {k: sum(r[k] for r in runs) / len(runs) for k in ("vocab_s", "train_s", "words_per_s",
+                          "peak_rss_mb", "base_rss_mb", "analogy", "wordsim353")}  # fmt: skip
+            means[key].update(system=key[0], objective=key[1], alpha=runs[0]["alpha"])
+        for (system, objective), m in means.items():
+            g = means.get(("gensim:corpus_file", objective))
+            ratios = sorted(r["words_per_s"] / ref[(objective, r["seed"])]["words_per_s"]
+                            for r in groups[(system, objective)] if (objective, r["seed"]) in ref)  # fmt: skip
+            speed = f"{statistics.median(ratios):.2f}x" if ratios else "-"
+            rows.append(row(m, g, "**mean**", speed).replace(f"| {names[system]} |", f"| **{names[system]}** |", 1))
     return "\n".join(rows)
 
 
@@ -198,11 +235,14 @@ def main(argv=None) -> int:
     parser.add_argument("--objectives", nargs="+", default=["skipgram", "cbow"], choices=["skipgram", "cbow"])
     parser.add_argument("--quick", action="store_true", help="a ~1M-word subset and 1 epoch: a smoke run")
     parser.add_argument("--iterable", action="store_true", help="also run gensim with an iterable of sentences")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
+                        help="seeds: every system runs once per seed; the table adds each system's mean")  # fmt: skip
     parser.add_argument("--output", default=str(RESULTS), help="markdown file for the table ('' to skip)")
     # internal: run one system in this (child) process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--system", help=argparse.SUPPRESS)
     parser.add_argument("--objective", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child(args)
@@ -219,9 +259,9 @@ def main(argv=None) -> int:
         n_words = _plain_copy(args.corpus, plain, 1_000_000 if args.quick else None)
         print(f"corpus: {args.corpus} ({n_words:,} words), {epochs} epochs, {args.threads} threads", flush=True)
         for objective in args.objectives:
-            for system in systems:
-                r = _run_child(system, objective, plain, epochs, args.threads)
-                print(f"  {system:20s} {objective:9s} train {r['train_s']:7.1f} s  {r['words_per_s']:>10,.0f} words/s  "
+            for seed, system in [(seed, system) for seed in args.seeds for system in systems]:
+                r = _run_child(system, objective, plain, epochs, args.threads, seed)
+                print(f"  {system:20s} {objective:9s} seed {seed}  train {r['train_s']:7.1f} s  {r['words_per_s']:>10,.0f} words/s  "
                       f"rss {r['peak_rss_mb']:6.0f} MB  analogy {r['analogy']:.3f}  wordsim353 {r['wordsim353']:.3f}",
                       flush=True)  # fmt: skip
                 results.append(r)
@@ -243,7 +283,8 @@ def main(argv=None) -> int:
             "child process after training; imports: its peak RSS once the libraries are loaded, before the corpus "
             "is read (gensim: gensim + scipy + numpy; ours: numpy + numba and its kernels + tokenizers + safetensors); working = "
             "peak - imports, the memory the corpus and the model take. Quality through gensim's evaluators for every system: analogy = "
-            "questions-words.txt with restrict_vocab=30000, wordsim353 = Spearman.\n\n"
+            "questions-words.txt with restrict_vocab=30000 (ours listed in gensim's vocabulary order, so the same 30000 words "
+            "and questions for both), wordsim353 = Spearman.\n\n"
             f"{table}\n"
         )
         with atomic_write(args.output) as f:
