@@ -60,9 +60,9 @@ def default_alpha(objective: str) -> float:
     """The initial learning rate when none is given: 0.05 for both objectives.
 
     word2vec.c uses 0.05 for CBOW and 0.025 for skip-gram, gensim 0.025 for both. Chosen by quality on the
-    7.35M-word corpus-en (5 epochs, 2 threads, questions-words restrict_vocab 30000 / wordsim353 Spearman):
-    skip-gram 0.025 -> 0.203 / 0.563, 0.05 -> 0.213 / 0.613; CBOW at 0.05 is word2vec.c's setting (0.235 /
-    0.532 for the C tool against gensim's 0.191 / 0.509 at 0.025). See bench/README.md.
+    7.35M-word corpus-en (5 epochs, one thread, seed 1, questions-words restrict_vocab 30000 / wordsim353
+    Spearman): skip-gram 0.025 -> 0.226 / 0.561, 0.05 -> 0.237 / 0.638, 0.075 -> 0.210 / 0.666; CBOW at 0.05
+    is word2vec.c's setting. See bench/README.md.
     """
     if objective not in ("skipgram", "cbow"):
         raise ValueError(f"objective must be 'skipgram' or 'cbow', got {objective!r}")
@@ -213,10 +213,9 @@ def _schedule(offsets: np.ndarray, epochs: int, piece_words: int = _PIECE_WORDS)
     ``words_done`` counts the tokens of the pieces scheduled before it (the learning rate's clock).
 
     Each epoch interleaves the pieces of the corpus's two halves. Measured on the 7.35M-word corpus-en
-    (skip-gram, alpha 0.05, 5 epochs, one thread, questions-words analogy restrict_vocab 30000 / wordsim353):
-    in file order 0.226 / 0.646 (2 threads, bench/results), halves side by side 0.237 / 0.638, pieces in a
-    random order per epoch 0.224 / 0.653. A corpus made of parts from different sources (a dictionary, then
-    bibles, then ...) otherwise meets each part at its own point of the learning-rate decay in every epoch.
+    (skip-gram, alpha 0.05, 5 epochs, one thread, questions-words analogy with restrict_vocab 30000): halves
+    side by side 0.237 / 0.231 / 0.245 (seeds 1-3), file order 0.228 / 0.218 (seeds 2, 3), pieces in a random
+    order per epoch 0.224, four quarters side by side 0.223 (seed 1). See bench/README.md.
     """
     pieces = _pieces(offsets, piece_words)
     middle = int(np.searchsorted(offsets[[a for a, _ in pieces]], offsets[-1] / 2))
