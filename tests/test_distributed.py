@@ -25,8 +25,8 @@ batches (8 = 2 x 4, or 1 x 4 x 2 accumulated) in one process:
   Tolerance: 1e-5 on losses and weights (measured: 4.8e-7 and 1.3e-6; the norm for gradient clipping is
   summed over shards in another order); ``k_proj.bias`` is left out as in the DDP test (measured 2.5e-5).
 
-Not tested here, documented in docs/RELIABILITY.md: ``accelerate launch`` (the same Trainer code; the launcher
-sets the same environment variables as torchrun). Word2Vec sharding by rank
+The DDP runs are also started with ``accelerate launch --multi_gpu --num_processes 2`` (torch.distributed.run
+underneath): the same losses as one process, same tolerance. Word2Vec sharding by rank
 (``Word2VecDataset(shard_by_process=True)``) is tested in tests/test_word2vec_trainer.py.
 """
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,26 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
                 # no effect on any output; every other weight must match.
                 continue
             torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0, msg=f"{task} {key}")
+
+    # the same two processes started by `accelerate launch` (it runs torch.distributed.run underneath; on a
+    # CPU-only machine it still needs --multi_gpu to start several processes, and use_cpu=True picks gloo)
+    accelerate_out = tmp_path / "accelerate"
+    with socket.socket() as probe:  # a free port: accelerate's default (29500) may be taken on a shared machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                              "--main_process_port", str(port),
+                              str(Path(helpers.__file__)), "ddp", str(accelerate_out), str(corpus)],
+                             env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
+    except subprocess.TimeoutExpired as timeout:
+        raise AssertionError(f"accelerate launch hung:\n{timeout.stdout}\n{timeout.stderr}") from None
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    launched = json.loads((accelerate_out / "losses-2.json").read_text())
+    assert launched.keys() == one.keys()
+    for name in one:
+        assert max(abs(a - b) for a, b in zip(launched[name], one[name])) < 1e-5, f"accelerate {name}"
 
 
 SIZES = dict(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37)
