@@ -343,7 +343,7 @@ def train_word2vec(
     if model is not None:
         model.training_stats = stats
 
-    if tokenizer is None and (return_model or output_dir is None):
+    if tokenizer is None and return_model:
         from w2vformer.conversion.vectors import build_wordlevel_tokenizer
 
         tokenizer = build_wordlevel_tokenizer(vocab)
