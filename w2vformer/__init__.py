@@ -154,9 +154,14 @@ def _our_module_importing(finished: str) -> bool:
     )
 
 
+_registered = False
+
+
 def _register_if_ready(finished: str = "") -> None:
-    if "transformers" not in sys.modules or _our_module_importing(finished):
+    global _registered
+    if _registered or "transformers" not in sys.modules or _our_module_importing(finished):
         return
+    _registered = True  # loaders wrapped before the hook was removed may still call in
     for finder in [f for f in sys.meta_path if isinstance(f, _RegisterWhenTransformersLoads)]:
         sys.meta_path.remove(finder)
     try:
