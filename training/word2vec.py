@@ -16,7 +16,9 @@ How it runs (the word2vec C tool's algorithm, as gensim's ``corpus_file`` mode r
    ``min_count`` times become ``[UNK]`` and are never trained. With a tokenizer (e.g. a BPE one: subword
    Word2Vec), ``encode_batch`` encodes line batches.
 2. The model is built with ``Word2VecModel(config, token_counts=counts)``; its weight tensors are trained
-   in place through numpy views (no copy).
+   in place through numpy views (no copy). With ``return_model=False`` (the CLI) there is no model: plain
+   numpy arrays are trained and written as the same checkpoint folder, and torch and transformers are never
+   imported (``_save_model_files``, ``_save_wordlevel_tokenizer``).
 3. Each epoch is cut into pieces of ~``_PIECE_WORDS`` tokens at sentence boundaries, and walks the two
    halves of the corpus side by side (piece 1 of the first half, piece 1 of the second half, piece 2 of the
    first half, ...), as word2vec.c and gensim's ``corpus_file`` mode do with 2 threads, each starting at its
@@ -64,7 +66,7 @@ def default_alpha(objective: str) -> float:
     Spearman): skip-gram 0.025 -> 0.226 / 0.561, 0.05 -> 0.237 / 0.638, 0.075 -> 0.210 / 0.666; CBOW at 0.05
     is word2vec.c's setting. See bench/README.md.
     """
-    if objective not in ("skipgram", "cbow"):
+    if objective not in OBJECTIVES:
         raise ValueError(f"objective must be 'skipgram' or 'cbow', got {objective!r}")
     return 0.05
 
