@@ -278,6 +278,23 @@ def save_word2vec_format(
 # ------------------------------------------------------------------------------------ checkpoints
 
 
+def wordlevel_tokenizer_object(words: Sequence[str]):
+    """The ``tokenizers.Tokenizer`` over exactly ``words`` (id = position), split on whitespace, with
+    ``[PAD]`` and ``[UNK]`` as special tokens (no transformers import).
+
+    Args:
+        words: the vocabulary in id order; must start with ``[PAD]``, ``[UNK]``.
+    """
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+
+    if tuple(words[:2]) != SPECIAL_TOKENS:
+        raise ValueError(f"the vocabulary must start with {SPECIAL_TOKENS}, got {tuple(words[:2])}")
+    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    return tok
+
+
 def build_wordlevel_tokenizer(words: Sequence[str]):
     """A ``PreTrainedTokenizerFast`` over exactly ``words`` (id = position), split on whitespace.
 
@@ -287,14 +304,9 @@ def build_wordlevel_tokenizer(words: Sequence[str]):
     Returns:
         transformers.PreTrainedTokenizerFast: with ``pad_token="[PAD]"`` (id 0) and ``unk_token="[UNK]"`` (id 1).
     """
-    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    if tuple(words[:2]) != SPECIAL_TOKENS:
-        raise ValueError(f"the vocabulary must start with {SPECIAL_TOKENS}, got {tuple(words[:2])}")
-    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tok = wordlevel_tokenizer_object(words)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
 
 

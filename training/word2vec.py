@@ -479,11 +479,11 @@ def _save_wordlevel_tokenizer(tmp, vocab) -> None:
     import json
     from pathlib import Path
 
-    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, processors
+    from tokenizers import processors
 
-    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _SPECIALS])
+    from w2vformer.conversion.vectors import wordlevel_tokenizer_object
+
+    tok = wordlevel_tokenizer_object(vocab)
     # what transformers' TokenizersBackend sets when it adds neither bos nor eos
     tok.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1", special_tokens=[])
     tmp = Path(tmp)
