@@ -31,9 +31,13 @@ Throughput is counted as gensim and word2vec count it: raw corpus tokens (before
 subsampling) per second of training, i.e. epochs x corpus tokens / training wall time.
 
 The pure-torch reference (``reference_sg_steps`` / ``reference_cbow_steps``) writes the same updates in
-torch ops, one step at a time; tests hold the numba kernels equal to it. The kernels run on the CPU
-only; a GPU does not speed up word2vec's tiny sequential updates (batching them changes the algorithm,
-see /work/shared/data/README.md), so this path ignores CUDA.
+torch ops, one step at a time; tests hold the numba kernels equal to it.
+
+On a GPU (``device="auto"`` when one is present, or ``"cuda"``), the same algorithm runs as one Triton kernel
+(``training/_w2v_triton.py``): one program per sentence, thousands at once, every update a word2vec step
+applied with atomic adds (Hogwild), never a batched step (batching changes the algorithm: stale updates of
+repeated rows, see /work/shared/data/README.md). Tests replay its runs through the torch reference in
+Triton's interpreter and compile it for GPUs without one.
 """
 
 from __future__ import annotations
@@ -265,6 +269,7 @@ def train_word2vec(
     output_dir=None,
     progress: bool = True,
     return_model: bool = True,
+    device: str | None = "auto",
 ):
     """Train Word2Vec (skip-gram or CBOW; negative sampling or hierarchical softmax) on a corpus.
 
@@ -288,6 +293,11 @@ def train_word2vec(
             transformers when no tokenizer object is passed: the process holds numpy, numba, the corpus and
             the vectors only (what ``w2vformer word2vec train`` does). The folder is the same as with
             ``True``, file for file (tests compare them).
+        device: ``"auto"`` (default) trains on a GPU when one is present and Triton is installed (torch's
+            CUDA wheels bring it), else on the CPU; ``"cpu"`` always uses the numba kernels on ``threads``
+            threads; ``"cuda"`` / ``"cuda:N"`` requires the GPU (a ``ValueError`` says why it cannot). On a
+            GPU, one Triton program trains each sentence, thousands at once (``training/_w2v_triton.py``);
+            ``threads`` is ignored there. Either way the vectors come back as numpy/CPU tensors.
 
     Returns:
         ``(model, tokenizer)``: a ``Word2VecModel`` in eval mode (its ``training_stats`` attribute holds
@@ -300,6 +310,7 @@ def train_word2vec(
         raise ValueError("return_model=False keeps nothing in memory: pass output_dir to save the model")
     if alpha is None:
         alpha = default_alpha(objective)
+    backend = _resolve_device(device)
     options = dict(vector_size=vector_size, objective=objective, cbow_mean=cbow_mean, loss=loss, negative=negative,
                    ns_exponent=ns_exponent, window=window, shrink_windows=shrink_windows, sample=sample,
                    min_count=min_count, alpha=alpha, min_alpha=min_alpha, epochs=epochs, seed=seed)  # fmt: skip
@@ -339,7 +350,7 @@ def train_word2vec(
         hs = huffman_tree(counts) if use_hs else None
     prepare_seconds = time.perf_counter() - t0
 
-    stats = _train_arrays(corpus, counts, syn0, syn1, hs, options, threads, progress)
+    stats = _train_arrays(corpus, counts, syn0, syn1, hs, options, threads, progress, backend)
     stats["prepare_seconds"] = prepare_seconds
     del corpus
     if model is not None:
@@ -368,9 +379,40 @@ def train_word2vec(
     return (model, tokenizer) if return_model else stats
 
 
-def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progress: bool) -> dict:
-    """Run the kernels over ``corpus`` for ``o["epochs"]`` epochs, updating ``syn0`` / ``syn1`` in place.
-    Returns the training statistics."""
+def _resolve_device(device) -> tuple[str, str]:
+    """``(backend, device)`` for the ``device`` argument: ``("numba", "cpu")`` or ``("triton", "cuda:N")``.
+
+    ``"auto"`` / ``None`` picks a GPU only when one is plainly there (an NVIDIA or AMD device node) and
+    Triton is installed (it comes with torch's CUDA and ROCm wheels): a CPU-only run never imports torch.
+    """
+    import glob
+    import importlib.util
+
+    if device is None or device == "auto":
+        if importlib.util.find_spec("triton") is None or not (glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/kfd")):
+            return "numba", "cpu"
+        import torch
+
+        return ("triton", "cuda") if torch.cuda.is_available() else ("numba", "cpu")
+    name = str(device)
+    if name == "cpu":
+        return "numba", "cpu"
+    if not (name == "cuda" or name.startswith("cuda:")):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no GPU (torch {torch.__version__}); use device='cpu' or 'auto'")
+    if importlib.util.find_spec("triton") is None:
+        raise ValueError(f"device={device!r} needs Triton for the GPU kernel: pip install triton (torch's CUDA wheels bring it)")
+    torch.device(name)  # a malformed index raises here, naming it
+    return "triton", name
+
+
+def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progress: bool, device=("numba", "cpu")) -> dict:
+    """Run the kernels over ``corpus`` for ``o["epochs"]`` epochs, updating ``syn0`` / ``syn1`` in place:
+    the numba kernels on ``threads`` CPU threads, or the Triton kernel on a GPU (``device`` from
+    ``_resolve_device``). Returns the training statistics."""
     from w2vformer.training import _w2v_kernels as K
 
     alpha, min_alpha, epochs, seed = o["alpha"], o["min_alpha"], o["epochs"], o["seed"]
@@ -417,7 +459,12 @@ def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progres
 
     t1 = time.perf_counter()
     try:
-        if threads == 1:
+        if device[0] == "triton":
+            from w2vformer.training._w2v_triton import train_arrays_on_device
+
+            train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, codes, points, code_lens,
+                                   hs is not None, o, device[1], _schedule, bar)  # fmt: skip
+        elif threads == 1:
             worker(0)
         else:
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="word2vec") as pool:
@@ -435,6 +482,7 @@ def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progres
         "vocab_size": int(counts.size),
         "train_seconds": train_seconds,
         "words_per_second": epochs * corpus.raw_words / max(train_seconds, 1e-9),
+        "device": device[1],
     }
     logger.info("word2vec: %d raw words x %d epochs in %.1f s (%.0f words/s)", corpus.raw_words, epochs,
                 train_seconds, stats["words_per_second"])  # fmt: skip
@@ -503,26 +551,24 @@ def _reference_update(in_w, out_w, inputs, h, target, negatives, alpha, codes=No
 
     Negative sampling: targets = [target] + negatives (labels 1, 0...; a negative equal to the target is
     skipped). Hierarchical softmax: targets = the Huffman nodes ``points[:length]`` with labels
-    ``1 - codes``. For each target t: ``g = (label - sigmoid(out_w[t] . h)) * alpha``; the input gradient
-    ``neu1e = sum g * out_w[t]`` uses the output rows before their update ``out_w[t] += g * h``.
+    ``1 - codes``. Target by target, in order, as word2vec.c: ``g = (label - sigmoid(out_w[t] . h)) * alpha``,
+    ``neu1e += g * out_w[t]``, then ``out_w[t] += g * h`` (so a negative drawn twice sees its first update).
     Returns neu1e (D,); the caller adds it to the input rows.
     """
     import torch
 
     if points is not None:
-        rows = points[:length].long()
-        labels = 1.0 - codes[:length].float()
-        mask = torch.ones_like(labels)
+        rows = points[:length].long().tolist()
+        labels = (1.0 - codes[:length].float()).tolist()
     else:
-        rows = torch.cat([target.view(1), negatives.long()])
-        labels = torch.zeros(rows.shape[0], dtype=h.dtype)
-        labels[0] = 1.0
-        mask = torch.ones_like(labels)
-        mask[1:] = (negatives != target).to(h.dtype)
-    u = out_w[rows]  # (T, D)
-    g = (labels - torch.sigmoid(u @ h)) * alpha * mask  # (T,)
-    neu1e = g @ u  # (D,)
-    out_w.index_add_(0, rows, g[:, None] * h[None, :])
+        rows = [int(target)] + [int(n) for n in negatives if int(n) != int(target)]
+        labels = [1.0] + [0.0] * (len(rows) - 1)
+    neu1e = torch.zeros_like(h)
+    for row, label in zip(rows, labels):
+        u = out_w[row]
+        g = (label - torch.sigmoid(u @ h)) * alpha
+        neu1e += g * u
+        u += g * h  # u is a view: updates out_w in place
     return neu1e
 
 

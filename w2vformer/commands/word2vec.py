@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     train = sub.add_parser(
         "train",
         help="train Word2Vec on text files (one sentence per line, .gz allowed)",
-        description="Train Word2Vec with word2vec's per-pair SGD (numba kernels, Hogwild threads) and save a "
+        description="Train Word2Vec with word2vec's per-pair SGD (numba kernels on CPU threads, or a Triton kernel "
+        "on a GPU when one is present; Hogwild either way) and save a "
         "checkpoint folder (config.json, model.safetensors, tokenizer) that AutoModel.from_pretrained loads.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -39,7 +40,9 @@ def register(subparsers) -> None:
     train.add_argument("--alpha", type=float, default=None,
                        help="initial learning rate (default: 0.05, chosen by quality; gensim uses 0.025)")  # fmt: skip
     train.add_argument("--min-alpha", type=float, default=1e-4, help="final learning rate")
-    train.add_argument("--threads", type=int, default=2, help="worker threads")
+    train.add_argument("--threads", type=int, default=2, help="worker threads (CPU)")
+    train.add_argument("--device", default="auto",
+                       help="'auto' (a GPU when present and Triton is installed, else the CPU), 'cpu', 'cuda' or 'cuda:N'")  # fmt: skip
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--cbow-sum", action="store_true", help="CBOW: sum the context vectors instead of averaging")
     train.add_argument("--no-shrink-windows", action="store_true", help="always use the full window")
@@ -97,11 +100,11 @@ def _train(args) -> int:
         window=args.window, negative=args.negative, loss=args.loss, sample=args.sample, min_count=args.min_count,
         epochs=args.epochs, alpha=args.alpha, min_alpha=args.min_alpha, threads=args.threads, seed=args.seed,
         cbow_mean=not args.cbow_sum, shrink_windows=not args.no_shrink_windows, ns_exponent=args.ns_exponent,
-        output_dir=args.output, progress=not args.no_progress, return_model=False,
+        output_dir=args.output, progress=not args.no_progress, return_model=False, device=args.device,
     )  # fmt: skip
     print(
         f"trained {args.objective} on {s['raw_words']:,} words x {s['epochs']} epochs in {s['train_seconds']:.1f} s "
-        f"({s['words_per_second']:,.0f} words/s); vocabulary {s['vocab_size']:,}; saved to {args.output}"
+        f"({s['words_per_second']:,.0f} words/s on {s['device']}); vocabulary {s['vocab_size']:,}; saved to {args.output}"
     )
     return 0
 

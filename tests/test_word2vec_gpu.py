@@ -1,0 +1,133 @@
+"""The GPU path of train_word2vec: the Triton kernel, checked without a GPU.
+
+- Triton's interpreter (TRITON_INTERPRET=1, in a child process: tests/_helpers_triton.py) runs the kernel's
+  programs one after another on the CPU. Every run is replayed step by step from the kernel's own draws
+  through the torch reference (``reference_sg_steps`` / ``reference_cbow_steps``): both objectives, both
+  losses, CBOW mean and sum, fixed and reduced windows, subsampling, several launches, cut sentences.
+- The draws have word2vec's distributions (noise words ~ count**0.75, window shrinks uniform).
+- The kernel compiles for Hopper and Ampere GPUs with Triton's own compiler (no GPU needed to compile), and
+  its updates are fire-and-forget atomic reductions.
+- The ``device`` argument picks the backend, and says why it cannot when asked for a GPU that is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import triton  # a test dependency (the [test] extra): these tests never skip
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from w2vformer.training import word2vec as W
+
+HERE = Path(__file__).parent
+CONFIGS = [
+    "skipgram-negative_sampling-mean1-shrink1",
+    "skipgram-hierarchical_softmax-mean1-shrink1",
+    "cbow-negative_sampling-mean1-shrink1",
+    "cbow-negative_sampling-mean0-shrink0",
+    "cbow-hierarchical_softmax-mean1-shrink1",
+]
+
+
+@pytest.fixture(scope="module")
+def interpreted(tmp_path_factory):
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, str(HERE / "_helpers_triton.py"), str(tmp_path_factory.mktemp("e2e") / "w2v")],
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_kernel_run_equals_the_torch_reference_step_by_step(interpreted, config):
+    r = interpreted["replay"][config]
+    assert r["steps"] > 50, r
+    assert all(k < r["tokens"] for k in r["kept_per_epoch"]), r  # subsampling dropped words
+    assert r["moved"] > 0.5, r  # training did move the vectors
+    assert r["diff_in"] < 2e-6, r
+    assert r["diff_out"] < 2e-6, r
+
+
+def test_draws_follow_word2vecs_distributions(interpreted):
+    d = interpreted["draws"]
+    assert d["noise_tv"] < 0.01, d  # total variation from count**0.75 over 60000 draws
+    assert d["noise_never_zero_count"], d
+    assert 0.4 < d["noise_draws_differ"] < 0.6, d  # independent draws (1 - sum p**2 = 0.48 here)
+    assert d["shrink_range"] == [0, 4], d
+    assert all(abs(f - 0.2) < 0.015 for f in d["shrink_freq"]), d
+
+
+def test_train_word2vec_through_the_triton_backend_saves_a_loadable_checkpoint(interpreted):
+    e = interpreted["end_to_end"]
+    assert e == {"device": "cpu", "saved_equals_model": True, "trained": True}
+
+
+_SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", syn0="*fp32", syn1="*fp32", alias_prob="*fp32",
+                  alias_idx="*i32", codes="*i8", points="*i32", code_lens="*i32", s_begin="i32", words_done="fp32",
+                  words_total="fp32", alpha0="fp32", min_alpha="fp32", seed="i64", window="i32", vocab_size="i32",
+                  max_code="i32")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "arch,skipgram,use_hs,cbow_mean",
+    [(90, True, False, True), (90, True, True, True), (90, False, False, False), (90, False, True, True), (80, True, False, True)],
+)
+def test_kernel_compiles_for_gpus_with_fire_and_forget_atomics(arch, skipgram, use_hs, cbow_mean):
+    from w2vformer.training import _w2v_triton as G
+
+    constants = dict(D=100, BLOCK_D=128, NEGATIVE=0 if use_hs else 5, SKIPGRAM=skipgram, USE_HS=use_hs,
+                     CBOW_MEAN=cbow_mean, SHRINK_WINDOWS=True)  # fmt: skip
+    signature = dict(_SIGNATURE, **{k: "constexpr" for k in constants})
+    names = list(signature)
+    src = ASTSource(G._train_kernel, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
+    kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=1, enable_fp_fusion=True))
+    ptx = kernel.asm["ptx"]
+    assert kernel.asm["cubin"], "ptxas produced no binary"
+    # the updates are reductions whose result nobody waits for, not read-modify-write loops
+    assert re.search(r"red\.global(\.gpu)?(\.relaxed)?\.add\.f32", ptx), "no atomic add reduction in the PTX"
+    assert not re.search(r"\batom\.", ptx), "an atomic that returns a value: the kernel would wait on it"
+
+
+def test_device_argument(monkeypatch):
+    import glob
+    import importlib.util
+
+    import torch
+
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    assert W._resolve_device("auto") == ("numba", "cpu")  # no GPU device node: torch is not even imported
+    assert W._resolve_device(None) == ("numba", "cpu")
+    assert W._resolve_device("cpu") == ("numba", "cpu")
+    monkeypatch.setattr(glob, "glob", lambda pattern: ["/dev/nvidia0"] if "nvidia" in pattern else [])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert W._resolve_device("auto") == ("triton", "cuda")
+    assert W._resolve_device("cuda:1") == ("triton", "cuda:1")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "triton" else real_find_spec(name))
+    assert W._resolve_device("auto") == ("numba", "cpu")  # no Triton: the CPU
+    with pytest.raises(ValueError, match="needs Triton.*pip install triton"):
+        W._resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda' but torch sees no GPU"):
+        W.train_word2vec(iter(["a b"]), device="cuda", min_count=1)
+    with pytest.raises(ValueError, match="device must be .* got 'tpu'"):
+        W.train_word2vec(iter(["a b"]), device="tpu", min_count=1)
+
+
+def test_split_offsets_cuts_long_sentences_only():
+    import numpy as np
+
+    from w2vformer.training._w2v_triton import split_offsets
+
+    offsets = np.array([0, 3, 3, 13, 14], dtype=np.int64)
+    assert split_offsets(offsets, 20).tolist() == [0, 3, 3, 13, 14]
+    assert split_offsets(offsets, 4).tolist() == [0, 3, 3, 7, 11, 13, 14]
+    assert split_offsets(offsets, 1).tolist() == [0, 1, 2, 3, 3, *range(4, 15)]

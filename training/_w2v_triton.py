@@ -1,0 +1,293 @@
+"""Word2Vec on a GPU: word2vec's per-pair SGD as one Triton kernel, one sentence per program (Hogwild).
+
+    stats = train_arrays_on_device(corpus, counts, syn0, syn1, hs, options, device="cuda", progress=True)
+
+The CPU kernels (``training/_w2v_kernels.py``) run a sentence at a time on 2-16 threads. On a GPU the same
+algorithm runs on thousands of sentences at once: each Triton *program* walks one sentence exactly as
+``train_chunk`` does (reduced window, skip-gram or CBOW, negative sampling or hierarchical softmax, the
+exact sigmoid), and the programs update the shared matrices at the same time with atomic adds (Hogwild, as
+word2vec.c's threads and BlazingText's GPU kernel do). Nothing is batched: every update is one word2vec
+step on the current rows, so there are no stale batched updates of repeated rows (the trap that
+``/work/shared/data/README.md`` measures for plain PyTorch).
+
+What runs where:
+- once: the corpus ids, sentence offsets (sentences cut at ``GPU_SENTENCE_LENGTH`` tokens, word2vec.c's
+  limit, so that long lines still spread over many programs), the alias table of the noise distribution
+  and the Huffman paths move to the device; the vectors are trained there and copied back at the end;
+- each epoch: subsampling is drawn for every token at once in torch (word2vec's keep probability), and the
+  kept ids are compacted, so that windows span over dropped words as in word2vec.c;
+- each launch (``GPU_PIECE_WORDS`` tokens of the epoch's schedule, the same interleaved halves as the CPU
+  path): one program per sentence; the learning rate of a sentence decays linearly with the raw tokens
+  scheduled before it, as on the CPU.
+
+Random numbers are Philox (``tl.randint``'s generator) keyed by the epoch's seed and counted by (kept
+position, draw): the draws do not depend on which program runs when. ``draw_window_shrink`` and
+``draw_negatives`` expose the exact draws so that tests can replay a run step by step through the torch
+reference (``reference_sg_steps`` / ``reference_cbow_steps``): Triton's interpreter (``TRITON_INTERPRET=1``)
+runs the programs one after another on the CPU, where Hogwild becomes plain sequential SGD.
+
+Shapes: V vocabulary, D vector size, L longest Huffman code, N corpus tokens, S sentences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+from triton.language.random import philox
+
+GPU_SENTENCE_LENGTH = 1000  # word2vec.c's MAX_SENTENCE_LENGTH: longer sentences are cut for parallelism
+GPU_PIECE_WORDS = 1 << 21  # tokens per kernel launch (the progress bar moves once per launch)
+_INV_2_24 = tl.constexpr(1.0 / 16777216.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Draws (each a pure function of the seed and its counters) and the two output layers
+# --------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _window_shrink(seed, pos, window):
+    """word2vec's reduced window: ``b`` in [0, window), the window at ``pos`` is ``window - b``."""
+    r0, _r1, _r2, _r3 = philox(seed, tl.cast(pos, tl.uint32), 0, 0, 0)
+    return (r0 % tl.cast(window, tl.uint32)).to(tl.int64)
+
+
+@triton.jit
+def _negative(seed, pos, draw, alias_prob, alias_idx, vocab_size):
+    """One draw from the alias table: a column from 32 random bits, a 24-bit coin."""
+    r0, r1, _r2, _r3 = philox(seed, tl.cast(pos, tl.uint32), tl.cast(draw, tl.uint32), 0, 0)
+    col = tl.umulhi(r0, tl.cast(vocab_size, tl.uint32)).to(tl.int64)
+    coin = (r1 >> 8).to(tl.float32) * _INV_2_24
+    return tl.where(coin < tl.load(alias_prob + col), col, tl.load(alias_idx + col).to(tl.int64))
+
+
+@triton.jit
+def _ns_layer(l1, syn1, word, seed, pos, first_draw, alias_prob, alias_idx, vocab_size, alpha, cols, dmask,
+              D: tl.constexpr, NEGATIVE: tl.constexpr):  # fmt: skip
+    """Negative sampling for the input vector ``l1`` (BLOCK_D,): the word with label 1, then NEGATIVE
+    noise words with label 0 (one equal to the word is skipped, as in word2vec.c). Adds each output row's
+    update in place; returns the input gradient times alpha."""
+    work = tl.zeros_like(l1)
+    for j in tl.static_range(NEGATIVE + 1):
+        if j == 0:
+            target = word
+            label = 1.0
+        else:
+            target = _negative(seed, pos, first_draw + j, alias_prob, alias_idx, vocab_size)
+            label = 0.0
+        row = syn1 + target * D + cols
+        l2 = tl.load(row, mask=dmask, other=0.0)
+        g = (label - tl.sigmoid(tl.sum(l1 * l2, axis=0))) * alpha
+        if j > 0:
+            g = tl.where(target == word, 0.0, g)
+        work += g * l2
+        tl.atomic_add(row, g * l1, mask=dmask, sem="relaxed")
+    return work
+
+
+@triton.jit
+def _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, dmask, D: tl.constexpr):
+    """Hierarchical softmax for ``l1`` along the word's Huffman path (node ``points[word, i]``, label
+    ``1 - codes[word, i]``). Same contract as ``_ns_layer``."""
+    work = tl.zeros_like(l1)
+    for i in range(tl.load(code_lens + word)):
+        node = tl.load(points + word * max_code + i).to(tl.int64)
+        label = 1.0 - tl.load(codes + word * max_code + i).to(tl.float32)
+        row = syn1 + node * D + cols
+        l2 = tl.load(row, mask=dmask, other=0.0)
+        g = (label - tl.sigmoid(tl.sum(l1 * l2, axis=0))) * alpha
+        work += g * l2
+        tl.atomic_add(row, g * l1, mask=dmask, sem="relaxed")
+    return work
+
+
+# --------------------------------------------------------------------------------------------------
+# The training kernel: program p trains sentence s_begin + p
+# --------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _train_kernel(
+    ids, offsets, raw_offsets, syn0, syn1, alias_prob, alias_idx, codes, points, code_lens,
+    s_begin, words_done, words_total, alpha0, min_alpha, seed, window, vocab_size, max_code,
+    D: tl.constexpr, BLOCK_D: tl.constexpr, NEGATIVE: tl.constexpr, SKIPGRAM: tl.constexpr,
+    USE_HS: tl.constexpr, CBOW_MEAN: tl.constexpr, SHRINK_WINDOWS: tl.constexpr,
+):  # fmt: skip
+    """One sentence, as ``_w2v_kernels.train_chunk`` trains it.
+
+    Args:
+        ids: (N_kept,) int32 kept ids of the epoch. offsets: (S + 1,) int64 sentence starts in ``ids``.
+        raw_offsets: (S + 1,) int64 sentence starts before subsampling (the learning rate's clock).
+        syn0: (V, D) float32 input vectors; syn1: (V, D) output vectors or (V - 1, D) inner nodes.
+        alias_prob, alias_idx: (V,) the noise distribution's alias table (negative sampling).
+        codes, points, code_lens: (V, L) int8, (V, L) int32, (V,) int32 Huffman paths (hierarchical softmax).
+        s_begin: the launch's first sentence. words_done, words_total: raw tokens scheduled before this
+            launch and in the whole run. alpha0, min_alpha: the learning rate's start and floor.
+        seed: the epoch's Philox key. window, vocab_size, max_code: ints (L = max_code).
+    """
+    s = s_begin + tl.program_id(0)
+    start = tl.load(offsets + s)
+    stop = tl.load(offsets + s + 1)
+    clock = words_done + (tl.load(raw_offsets + s) - tl.load(raw_offsets + s_begin)).to(tl.float32)
+    alpha = tl.maximum(min_alpha, alpha0 - (alpha0 - min_alpha) * clock / words_total)
+    cols = tl.arange(0, BLOCK_D)
+    dmask = cols < D
+    for pos in range(start, stop):
+        word = tl.load(ids + pos).to(tl.int64)
+        b = 0
+        if SHRINK_WINDOWS:
+            b = _window_shrink(seed, pos, window)
+        lo = tl.maximum(start, pos - window + b)
+        hi = tl.minimum(stop, pos + window + 1 - b)
+        if SKIPGRAM:
+            for c in range(lo, hi):
+                if c != pos:
+                    ctx_row = syn0 + tl.load(ids + c).to(tl.int64) * D + cols
+                    l1 = tl.load(ctx_row, mask=dmask, other=0.0)
+                    if USE_HS:
+                        work = _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, dmask, D)
+                    else:
+                        first_draw = (c - pos + window) * NEGATIVE
+                        work = _ns_layer(l1, syn1, word, seed, pos, first_draw, alias_prob, alias_idx,
+                                         vocab_size, alpha, cols, dmask, D, NEGATIVE)  # fmt: skip
+                    tl.atomic_add(ctx_row, work, mask=dmask, sem="relaxed")
+        else:
+            neu1 = tl.zeros([BLOCK_D], dtype=tl.float32)
+            for c in range(lo, hi):
+                if c != pos:
+                    neu1 += tl.load(syn0 + tl.load(ids + c).to(tl.int64) * D + cols, mask=dmask, other=0.0)
+            n_ctx = hi - lo - 1
+            if n_ctx > 0:
+                inv = 1.0 / n_ctx.to(tl.float32)
+                if CBOW_MEAN:
+                    neu1 = neu1 * inv
+                if USE_HS:
+                    work = _hs_layer(neu1, syn1, word, codes, points, code_lens, max_code, alpha, cols, dmask, D)
+                else:
+                    work = _ns_layer(neu1, syn1, word, seed, pos, 0, alias_prob, alias_idx, vocab_size, alpha,
+                                     cols, dmask, D, NEGATIVE)  # fmt: skip
+                if not CBOW_MEAN:
+                    work = work * inv
+                for c in range(lo, hi):
+                    if c != pos:
+                        ctx_row = syn0 + tl.load(ids + c).to(tl.int64) * D + cols
+                        tl.atomic_add(ctx_row, work, mask=dmask, sem="relaxed")
+
+
+@triton.jit
+def _draws_kernel(positions, n_positions, out_shrink, out_draws, alias_prob, alias_idx, seed, window, vocab_size,
+                  N_DRAWS: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+    """The training kernel's draws at ``positions`` (P,): the window shrink (P,) and the noise words of
+    draws 0 .. N_DRAWS - 1 (P, N_DRAWS) (draw 0 is never used for a noise word)."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = i < n_positions
+    pos = tl.load(positions + i, mask=m, other=0)
+    tl.store(out_shrink + i, _window_shrink(seed, pos, window), mask=m)
+    for d in tl.static_range(N_DRAWS):
+        tl.store(out_draws + i * N_DRAWS + d, _negative(seed, pos, d, alias_prob, alias_idx, vocab_size), mask=m)
+
+
+def draws(positions, seed: int, window: int, alias_prob, alias_idx, n_draws: int):
+    """What the training kernel draws at kept positions ``positions`` (P,) int64 under the epoch key ``seed``.
+
+    Returns:
+        ``(shrink, noise)``: (P,) int64 window shrinks ``b`` and (P, n_draws) int64 noise words, where
+        skip-gram's pair (c, pos) uses draws ``(c - pos + window) * negative + 1 ..`` ``+ negative`` and CBOW's
+        step at pos uses draws ``1 .. negative``.
+    """
+    n = positions.numel()
+    shrink = torch.empty(n, dtype=torch.int64, device=positions.device)
+    noise = torch.empty(n, n_draws, dtype=torch.int64, device=positions.device)
+    block = 128
+    _draws_kernel[(triton.cdiv(n, block),)](positions, n, shrink, noise, alias_prob, alias_idx, seed, window,
+                                            alias_prob.numel(), N_DRAWS=n_draws, BLOCK=block)  # fmt: skip
+    return shrink, noise
+
+
+# --------------------------------------------------------------------------------------------------
+# The driver
+# --------------------------------------------------------------------------------------------------
+
+
+def split_offsets(offsets: np.ndarray, max_length: int) -> np.ndarray:
+    """Sentence offsets (S + 1,) with every sentence longer than ``max_length`` cut into pieces of at most
+    ``max_length`` tokens (empty sentences stay)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    if lengths.size == 0 or lengths.max() <= max_length:
+        return offsets
+    n_pieces = np.maximum(1, -(-lengths // max_length))
+    first_piece = np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces)
+    starts = np.repeat(offsets[:-1], n_pieces) + (np.arange(int(n_pieces.sum())) - first_piece) * max_length
+    return np.append(starts, offsets[-1])
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The Philox key of an epoch (a non-negative int below 2**63)."""
+    return (seed * 1_000_003 + epoch * 7_919 + 1) % (1 << 63)
+
+
+def subsample(ids: torch.Tensor, offsets: torch.Tensor, keep_prob: torch.Tensor, generator) -> tuple:
+    """word2vec's subsampling for one epoch, for every token at once: keep token ``w`` with probability
+    ``keep_prob[w]`` (ids of probability 0 never). Returns the kept ids (N_kept,) int32 and the sentences'
+    offsets into them (S + 1,) int64."""
+    keep = torch.rand(ids.shape, generator=generator, device=ids.device) < keep_prob[ids.long()]
+    kept_before = torch.nn.functional.pad(torch.cumsum(keep, 0), (1, 0))
+    return ids[keep], kept_before[offsets]
+
+
+def train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, codes, points, code_lens, use_hs: bool,
+                           o: dict, device, schedule, bar) -> None:  # fmt: skip
+    """Train ``syn0`` / ``syn1`` (numpy; written back at the end) on ``device`` for ``o["epochs"]`` epochs.
+
+    Args:
+        corpus: the ``EncodedCorpus``. keep: (V,) keep probabilities. alias_prob, alias_idx: the noise
+            distribution's alias table; codes, points, code_lens: the Huffman paths (all numpy, as the
+            CPU kernels take them). o: the training options. schedule: ``_schedule(offsets, epochs,
+            piece_words)``, the CPU path's interleaved order. bar: a tqdm bar, moved once per launch.
+    """
+    dev = torch.device(device)
+    vocab_size, d_size = syn0.shape
+    offsets_np = split_offsets(corpus.offsets, GPU_SENTENCE_LENGTH)
+
+    def put(a, dtype=None):
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return t.to(device=dev, dtype=dtype or t.dtype)
+
+    ids, raw_offsets, keep_prob = put(corpus.ids), put(offsets_np), put(keep)
+    w0, w1 = put(syn0), put(syn1)
+    alias_prob, alias_idx = put(alias_prob), put(alias_idx, torch.int32)
+    codes, points, code_lens = put(codes, torch.int8), put(points, torch.int32), put(code_lens, torch.int32)
+    max_code = codes.shape[1]
+    generator = torch.Generator(device=dev)
+    generator.manual_seed(o["seed"])
+    n_tokens = int(corpus.ids.size)
+    total = float(o["epochs"] * n_tokens)
+    block_d = triton.next_power_of_2(d_size)
+    constants = dict(D=d_size, BLOCK_D=block_d, NEGATIVE=0 if use_hs else o["negative"],
+                     SKIPGRAM=o["objective"] == "skipgram", USE_HS=use_hs, CBOW_MEAN=bool(o["cbow_mean"]),
+                     SHRINK_WINDOWS=bool(o["shrink_windows"]), num_warps=1 if block_d <= 256 else 2 if block_d <= 512 else 4,
+                     enable_fp_fusion=True)  # fmt: skip
+    schedule_ = schedule(offsets_np, o["epochs"], GPU_PIECE_WORDS)
+    pieces_per_epoch = len(schedule_) // max(o["epochs"], 1)
+    alpha, min_alpha = o["alpha"], o["min_alpha"]
+    for i, (s_begin, s_end, words_done) in enumerate(schedule_):
+        epoch = i // pieces_per_epoch
+        if i % pieces_per_epoch == 0:
+            kept_ids, kept_offsets = subsample(ids, raw_offsets, keep_prob, generator)
+            seed = epoch_seed(o["seed"], epoch)
+        _train_kernel[(s_end - s_begin,)](
+            kept_ids, kept_offsets, raw_offsets, w0, w1, alias_prob, alias_idx, codes, points, code_lens,
+            s_begin, float(words_done), total, alpha, min_alpha, seed, o["window"], vocab_size, max_code,
+            **constants,
+        )  # fmt: skip
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        words = int(offsets_np[s_end] - offsets_np[s_begin])
+        bar.update(words)
+        bar.set_postfix_str(f"lr={max(min_alpha, alpha - (alpha - min_alpha) * (words_done + words) / total):.5f}",
+                            refresh=False)  # fmt: skip
+    syn0[...] = w0.cpu().numpy()
+    syn1[...] = w1.cpu().numpy()
