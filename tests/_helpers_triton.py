@@ -55,6 +55,7 @@ def _replay(corpus, syn0, syn1, prepared, o, use_hs):
     generator = torch.Generator().manual_seed(o["seed"])
     schedule = W._schedule(offsets, epochs, G.GPU_PIECE_WORDS)
     per_epoch = len(schedule) // epochs
+    order = G.launch_order(offsets, [(a, b) for a, b, _ in schedule[:per_epoch]])
     total = epochs * corpus.ids.size
     steps, n_kept = [], []
     for i, (s_begin, s_end, done) in enumerate(schedule):
@@ -65,7 +66,7 @@ def _replay(corpus, syn0, syn1, prepared, o, use_hs):
             shrink, noise = G.draws(torch.arange(max(kept.numel(), 1)), seed, window, torch.from_numpy(alias_prob),
                                     torch.from_numpy(alias_idx), (2 * window + 1) * negative + 1)  # fmt: skip
             kept, kept_offsets = kept.tolist(), kept_offsets.tolist()
-        for s in range(s_begin, s_end):
+        for s in order[s_begin:s_end].tolist():
             clock = done + offsets[s] - offsets[s_begin]
             alpha = max(o["min_alpha"], o["alpha"] - (o["alpha"] - o["min_alpha"]) * clock / total)
             start, stop = kept_offsets[s], kept_offsets[s + 1]

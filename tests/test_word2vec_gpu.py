@@ -70,7 +70,7 @@ def test_train_word2vec_through_the_triton_backend_saves_a_loadable_checkpoint(i
     assert e == {"device": "cpu", "saved_equals_model": True, "trained": True}
 
 
-_SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", syn0="*fp32", syn1="*fp32", alias_prob="*fp32",
+_SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", order="*i64", syn0="*fp32", syn1="*fp32", alias_prob="*fp32",
                   alias_idx="*i32", codes="*i8", points="*i32", code_lens="*i32", s_begin="i32", words_done="fp32",
                   words_total="fp32", alpha0="fp32", min_alpha="fp32", seed="i64", window="i32", vocab_size="i32",
                   max_code="i32")  # fmt: skip
@@ -94,6 +94,8 @@ def test_kernel_compiles_for_gpus_with_fire_and_forget_atomics(arch, skipgram, u
     # the updates are reductions whose result nobody waits for, not read-modify-write loops
     assert re.search(r"red\.global(\.gpu)?(\.relaxed)?\.add\.f32", ptx), "no atomic add reduction in the PTX"
     assert not re.search(r"\batom\.", ptx), "an atomic that returns a value: the kernel would wait on it"
+    # the rows are read from L2 (where the atomic adds land), not from a possibly stale L1 line
+    assert re.search(r"ld\.global\.cg(\.v\d)?\.[bf]32", ptx), "row loads are not .cg"
 
 
 def test_device_argument(monkeypatch):
@@ -120,6 +122,15 @@ def test_device_argument(monkeypatch):
         W.train_word2vec(iter(["a b"]), device="cuda", min_count=1)
     with pytest.raises(ValueError, match="device must be .* got 'tpu'"):
         W.train_word2vec(iter(["a b"]), device="tpu", min_count=1)
+
+
+def test_launch_order_is_longest_first_within_each_launch():
+    import numpy as np
+
+    from w2vformer.training._w2v_triton import launch_order
+
+    offsets = np.cumsum([0, 2, 5, 1, 5, 3, 9, 1]).astype(np.int64)  # lengths 2 5 1 5 3 9 1
+    assert launch_order(offsets, [(0, 4), (4, 7)]).tolist() == [1, 3, 0, 2, 5, 4, 6]
 
 
 def test_split_offsets_cuts_long_sentences_only():

@@ -78,7 +78,7 @@ def _ns_layer(l1, syn1, word, seed, pos, first_draw, alias_prob, alias_idx, voca
             target = _negative(seed, pos, first_draw + j, alias_prob, alias_idx, vocab_size)
             label = 0.0
         row = syn1 + target * D + cols
-        l2 = tl.load(row, mask=dmask, other=0.0)
+        l2 = tl.load(row, mask=dmask, other=0.0, cache_modifier=".cg")
         g = (label - tl.sigmoid(tl.sum(l1 * l2, axis=0))) * alpha
         if j > 0:
             g = tl.where(target == word, 0.0, g)
@@ -96,7 +96,7 @@ def _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, d
         node = tl.load(points + word * max_code + i).to(tl.int64)
         label = 1.0 - tl.load(codes + word * max_code + i).to(tl.float32)
         row = syn1 + node * D + cols
-        l2 = tl.load(row, mask=dmask, other=0.0)
+        l2 = tl.load(row, mask=dmask, other=0.0, cache_modifier=".cg")
         g = (label - tl.sigmoid(tl.sum(l1 * l2, axis=0))) * alpha
         work += g * l2
         tl.atomic_add(row, g * l1, mask=dmask, sem="relaxed")
@@ -108,18 +108,20 @@ def _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, d
 # --------------------------------------------------------------------------------------------------
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["s_begin", "seed", "window", "vocab_size", "max_code"])
 def _train_kernel(
-    ids, offsets, raw_offsets, syn0, syn1, alias_prob, alias_idx, codes, points, code_lens,
+    ids, offsets, raw_offsets, order, syn0, syn1, alias_prob, alias_idx, codes, points, code_lens,
     s_begin, words_done, words_total, alpha0, min_alpha, seed, window, vocab_size, max_code,
     D: tl.constexpr, BLOCK_D: tl.constexpr, NEGATIVE: tl.constexpr, SKIPGRAM: tl.constexpr,
     USE_HS: tl.constexpr, CBOW_MEAN: tl.constexpr, SHRINK_WINDOWS: tl.constexpr,
 ):  # fmt: skip
-    """One sentence, as ``_w2v_kernels.train_chunk`` trains it.
+    """One sentence, as ``_w2v_kernels.train_chunk`` trains it. Rows are read past the SM's L1 cache
+    (``.cg``): the atomic adds land in L2, and a program must see its own earlier updates.
 
     Args:
         ids: (N_kept,) int32 kept ids of the epoch. offsets: (S + 1,) int64 sentence starts in ``ids``.
         raw_offsets: (S + 1,) int64 sentence starts before subsampling (the learning rate's clock).
+        order: (S,) int64: program p trains sentence ``order[s_begin + p]`` (``launch_order``).
         syn0: (V, D) float32 input vectors; syn1: (V, D) output vectors or (V - 1, D) inner nodes.
         alias_prob, alias_idx: (V,) the noise distribution's alias table (negative sampling).
         codes, points, code_lens: (V, L) int8, (V, L) int32, (V,) int32 Huffman paths (hierarchical softmax).
@@ -127,7 +129,7 @@ def _train_kernel(
             launch and in the whole run. alpha0, min_alpha: the learning rate's start and floor.
         seed: the epoch's Philox key. window, vocab_size, max_code: ints (L = max_code).
     """
-    s = s_begin + tl.program_id(0)
+    s = tl.load(order + s_begin + tl.program_id(0))
     start = tl.load(offsets + s)
     stop = tl.load(offsets + s + 1)
     clock = words_done + (tl.load(raw_offsets + s) - tl.load(raw_offsets + s_begin)).to(tl.float32)
@@ -145,7 +147,7 @@ def _train_kernel(
             for c in range(lo, hi):
                 if c != pos:
                     ctx_row = syn0 + tl.load(ids + c).to(tl.int64) * D + cols
-                    l1 = tl.load(ctx_row, mask=dmask, other=0.0)
+                    l1 = tl.load(ctx_row, mask=dmask, other=0.0, cache_modifier=".cg")
                     if USE_HS:
                         work = _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, dmask, D)
                     else:
@@ -157,7 +159,8 @@ def _train_kernel(
             neu1 = tl.zeros([BLOCK_D], dtype=tl.float32)
             for c in range(lo, hi):
                 if c != pos:
-                    neu1 += tl.load(syn0 + tl.load(ids + c).to(tl.int64) * D + cols, mask=dmask, other=0.0)
+                    ctx_row = syn0 + tl.load(ids + c).to(tl.int64) * D + cols
+                    neu1 += tl.load(ctx_row, mask=dmask, other=0.0, cache_modifier=".cg")
             n_ctx = hi - lo - 1
             if n_ctx > 0:
                 inv = 1.0 / n_ctx.to(tl.float32)
@@ -224,6 +227,17 @@ def split_offsets(offsets: np.ndarray, max_length: int) -> np.ndarray:
     return np.append(starts, offsets[-1])
 
 
+def launch_order(offsets: np.ndarray, pieces) -> np.ndarray:
+    """The order programs take the sentences in: within each launch's range ``(s_begin, s_end)``, longest
+    first (stable). A launch lasts as long as its slowest program, one sentence walked word by word; started
+    first, the long sentences finish while the many short ones fill the GPU. (S,) int64."""
+    lengths = np.diff(offsets)
+    order = np.arange(lengths.size, dtype=np.int64)
+    for s_begin, s_end in pieces:
+        order[s_begin:s_end] = s_begin + np.argsort(-lengths[s_begin:s_end], kind="stable")
+    return order
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The Philox key of an epoch (a non-negative int below 2**63)."""
     return (seed * 1_000_003 + epoch * 7_919 + 1) % (1 << 63)
@@ -272,6 +286,7 @@ def train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, code
                      enable_fp_fusion=True)  # fmt: skip
     schedule_ = schedule(offsets_np, o["epochs"], GPU_PIECE_WORDS)
     pieces_per_epoch = len(schedule_) // max(o["epochs"], 1)
+    order = put(launch_order(offsets_np, [(a, b) for a, b, _ in schedule_[:pieces_per_epoch]]))
     alpha, min_alpha = o["alpha"], o["min_alpha"]
     for i, (s_begin, s_end, words_done) in enumerate(schedule_):
         epoch = i // pieces_per_epoch
@@ -279,7 +294,7 @@ def train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, code
             kept_ids, kept_offsets = subsample(ids, raw_offsets, keep_prob, generator)
             seed = epoch_seed(o["seed"], epoch)
         _train_kernel[(s_end - s_begin,)](
-            kept_ids, kept_offsets, raw_offsets, w0, w1, alias_prob, alias_idx, codes, points, code_lens,
+            kept_ids, kept_offsets, raw_offsets, order, w0, w1, alias_prob, alias_idx, codes, points, code_lens,
             s_begin, float(words_done), total, alpha, min_alpha, seed, o["window"], vocab_size, max_code,
             **constants,
         )  # fmt: skip
