@@ -3,10 +3,13 @@
     python bench/bench_word2vec.py                       # the shared corpus, 5 epochs, skip-gram and CBOW
     python bench/bench_word2vec.py --quick               # a ~1M-word subset, 1 epoch (smoke run)
     python bench/bench_word2vec.py --iterable            # also gensim's iterable-of-sentences mode
+    python bench/bench_word2vec.py --gpu                 # also ours on the GPU (the Triton kernel)
 
 Every system runs in its own child process (one at a time), on the same plain-text copy of the corpus, with
 the same options (vector_size 100, window 5, negative 5, sample 1e-3, min_count 5, 2 threads): gensim in
-``corpus_file`` mode (and optionally with an iterable of sentences), and ``w2vformer.train_word2vec``.
+``corpus_file`` mode (and optionally with an iterable of sentences), and ``w2vformer.train_word2vec``
+(``device="cpu"``; with ``--gpu`` also ``device="cuda"``, whose train s includes moving the corpus and the
+vectors to the GPU and back, and whose row adds the GPU's peak memory).
 
 What is measured, the same way for every system:
 - vocab s: building the vocabulary (gensim ``build_vocab``; ours: reading + counting + encoding to ids, and
@@ -86,23 +89,30 @@ def run_gensim(corpus: str, objective: str, epochs: int, threads: int, mode: str
             "alpha": model.alpha, "peak_rss_mb": rss, "base_rss_mb": base, **_evaluate(model.wv)}  # fmt: skip
 
 
-def run_ours(corpus: str, objective: str, epochs: int, threads: int, seed: int) -> dict:
+def run_ours(corpus: str, objective: str, epochs: int, threads: int, seed: int, device: str = "cpu") -> dict:
     import numpy as np
 
     from w2vformer.training.word2vec import train_word2vec
 
     # As `w2vformer word2vec train` runs it: train and save with return_model=False, which never imports
-    # torch or transformers. Load (or compile once into numba's on-disk cache) the kernels before timing.
+    # torch or transformers on the CPU. Load (or compile: numba's on-disk cache, Triton's) the kernels before timing.
     with tempfile.TemporaryDirectory(prefix="bench-w2v-ours-") as tmp:
-        train_word2vec(iter([["warm", "up"]] * 4), min_count=1, epochs=1, threads=1, vector_size=8, progress=False,
-                       output_dir=f"{tmp}/warmup", return_model=False)  # fmt: skip
+        train_word2vec(iter([["warm", "up", "the", "kernels"]] * 4), objective=objective, epochs=1, threads=1,
+                       progress=False, output_dir=f"{tmp}/warmup", return_model=False, device=device,
+                       **dict(OPTIONS, min_count=1))  # fmt: skip
         base = _peak_rss_mb()  # after the imports (numpy, numba, tokenizers, safetensors): the fixed cost
         t0 = time.perf_counter()
         stats = train_word2vec([corpus], objective=objective, epochs=epochs, threads=threads, progress=False,
-                               seed=seed, output_dir=f"{tmp}/model", return_model=False, **OPTIONS)  # fmt: skip
+                               seed=seed, output_dir=f"{tmp}/model", return_model=False, device=device, **OPTIONS)  # fmt: skip
         total = time.perf_counter() - t0
         rss = _peak_rss_mb()  # training and saving the checkpoint folder included
-        assert "torch" not in sys.modules and "transformers" not in sys.modules
+        gpu = {}
+        if device == "cpu":
+            assert "torch" not in sys.modules and "transformers" not in sys.modules
+        else:
+            import torch
+
+            gpu = {"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20, "gpu": torch.cuda.get_device_name()}
         from gensim.models import KeyedVectors  # after the memory reading: gensim is only the evaluator here
 
         from w2vformer import WordVectors
@@ -120,7 +130,7 @@ def run_ours(corpus: str, objective: str, epochs: int, threads: int, seed: int) 
     kv.add_vectors(keys, np.asarray(wv.vectors)[[ours[k] for k in keys]])
     return {"vocab_s": total - stats["train_seconds"], "train_s": stats["train_seconds"],
             "raw_words": stats["raw_words"], "vocab_size": len(wv), "alpha": alpha,
-            "peak_rss_mb": rss, "base_rss_mb": base, **_evaluate(kv)}  # fmt: skip
+            "peak_rss_mb": rss, "base_rss_mb": base, **gpu, **_evaluate(kv)}  # fmt: skip
 
 
 def _gensim_vocab_order(corpus: str) -> list[str]:
@@ -133,8 +143,9 @@ def _gensim_vocab_order(corpus: str) -> list[str]:
 
 
 def _child(args) -> None:
-    if args.system == "ours":
-        result = run_ours(args.corpus, args.objective, args.epochs, args.threads, args.seed)
+    if args.system in ("ours", "ours:cuda"):
+        device = "cuda" if args.system == "ours:cuda" else "cpu"
+        result = run_ours(args.corpus, args.objective, args.epochs, args.threads, args.seed, device)
     else:
         result = run_gensim(args.corpus, args.objective, args.epochs, args.threads, args.system.split(":")[1], args.seed)
     print("RESULT " + json.dumps(result), flush=True)
@@ -191,7 +202,7 @@ def _table(results: list[dict]) -> str:
     mean row per system and objective (ratios of the means; speed: the median of the per-seed ratios)."""
     ref = {(r["objective"], r["seed"]): r for r in results if r["system"] == "gensim:corpus_file"}
     names = {"gensim:corpus_file": "gensim 4.4 corpus_file", "gensim:iterable": "gensim 4.4 iterable",
-             "ours": "w2vformer train_word2vec"}  # fmt: skip
+             "ours": "w2vformer train_word2vec", "ours:cuda": "w2vformer train_word2vec GPU"}  # fmt: skip
     head = ("| system | objective | seed | alpha | vocab s | train s | words/s | speed vs gensim corpus_file "
             "| peak RSS MB | RSS vs gensim | imports MB | working MB | working vs gensim | analogy | wordsim353 |")  # fmt: skip
     rows = [head, "|" + " --- |" * 15]
@@ -200,8 +211,9 @@ def _table(results: list[dict]) -> str:
         mem = f"{r['peak_rss_mb'] / g['peak_rss_mb']:.2f}x" if g else "-"
         work = r["peak_rss_mb"] - r["base_rss_mb"]
         work_ratio = f"{work / (g['peak_rss_mb'] - g['base_rss_mb']):.2f}x" if g else "-"
+        name = names[r["system"]] + (f" ({r['gpu']}; GPU peak {r['gpu_peak_mb']:.0f} MB)" if "gpu_peak_mb" in r else "")
         return (
-            f"| {names[r['system']]} | {r['objective']} | {seed} | {r['alpha']:g} | {r['vocab_s']:.1f} "
+            f"| {name} | {r['objective']} | {seed} | {r['alpha']:g} | {r['vocab_s']:.1f} "
             f"| {r['train_s']:.1f} | {r['words_per_s']:,.0f} | {speed} | {r['peak_rss_mb']:.0f} | {mem} "
             f"| {r['base_rss_mb']:.0f} | {work:.0f} | {work_ratio} | {r['analogy']:.3f} | {r['wordsim353']:.3f} |"
         )
@@ -235,6 +247,7 @@ def main(argv=None) -> int:
     parser.add_argument("--objectives", nargs="+", default=["skipgram", "cbow"], choices=["skipgram", "cbow"])
     parser.add_argument("--quick", action="store_true", help="a ~1M-word subset and 1 epoch: a smoke run")
     parser.add_argument("--iterable", action="store_true", help="also run gensim with an iterable of sentences")
+    parser.add_argument("--gpu", action="store_true", help="also run ours with device='cuda' (the Triton kernel)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                         help="seeds: every system runs once per seed; the table adds each system's mean")  # fmt: skip
     parser.add_argument("--output", default=str(RESULTS), help="markdown file for the table ('' to skip)")
@@ -250,7 +263,7 @@ def main(argv=None) -> int:
     if not Path(args.corpus).is_file():
         raise SystemExit(f"corpus {args.corpus!r} does not exist; pass --corpus PATH")
     epochs = args.epochs or (1 if args.quick else 5)
-    systems = ["gensim:corpus_file", "ours"] + (["gensim:iterable"] if args.iterable else [])
+    systems = ["gensim:corpus_file", "ours"] + (["gensim:iterable"] if args.iterable else []) + (["ours:cuda"] if args.gpu else [])
     started = datetime.now(timezone.utc)
     load_before = os.getloadavg()
     results = []
