@@ -57,19 +57,19 @@ def _replay(corpus, syn0, syn1, prepared, o, use_hs):
     per_epoch = len(schedule) // epochs
     order = G.launch_order(offsets, [(a, b) for a, b, _ in schedule[:per_epoch]])
     total = epochs * corpus.ids.size
-    steps, n_kept = [], []
+    steps, n_kept = [], [0] * epochs
     for i, (s_begin, s_end, done) in enumerate(schedule):
-        if i % per_epoch == 0:
-            kept, kept_offsets = G.subsample(ids, raw, torch.from_numpy(keep), generator)
-            n_kept.append(int(kept.numel()))
-            seed = G.epoch_seed(o["seed"], i // per_epoch)
-            shrink, noise = G.draws(torch.arange(max(kept.numel(), 1)), seed, window, torch.from_numpy(alias_prob),
-                                    torch.from_numpy(alias_idx), (2 * window + 1) * negative + 1)  # fmt: skip
-            kept, kept_offsets = kept.tolist(), kept_offsets.tolist()
+        tok_a, tok_b = int(offsets[s_begin]), int(offsets[s_end])
+        kept, kept_offsets = G.subsample(ids[tok_a:tok_b], raw[s_begin : s_end + 1] - tok_a, torch.from_numpy(keep), generator)
+        n_kept[i // per_epoch] += int(kept.numel())
+        seed = G.launch_seed(o["seed"], i)
+        shrink, noise = G.draws(torch.arange(max(kept.numel(), 1)), seed, window, torch.from_numpy(alias_prob),
+                                torch.from_numpy(alias_idx), (2 * window + 1) * negative + 1)  # fmt: skip
+        kept, kept_offsets = kept.tolist(), kept_offsets.tolist()
         for s in order[s_begin:s_end].tolist():
             clock = done + offsets[s] - offsets[s_begin]
             alpha = max(o["min_alpha"], o["alpha"] - (o["alpha"] - o["min_alpha"]) * clock / total)
-            start, stop = kept_offsets[s], kept_offsets[s + 1]
+            start, stop = kept_offsets[s - s_begin], kept_offsets[s - s_begin + 1]
             for pos in range(start, stop):
                 b = int(shrink[pos]) if o["shrink_windows"] else 0
                 lo, hi = max(start, pos - window + b), min(stop, pos + window + 1 - b)

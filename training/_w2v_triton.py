@@ -14,13 +14,14 @@ What runs where:
 - once: the corpus ids, sentence offsets (sentences cut at ``GPU_SENTENCE_LENGTH`` tokens, word2vec.c's
   limit, so that long lines still spread over many programs), the alias table of the noise distribution
   and the Huffman paths move to the device; the vectors are trained there and copied back at the end;
-- each epoch: subsampling is drawn for every token at once in torch (word2vec's keep probability), and the
-  kept ids are compacted, so that windows span over dropped words as in word2vec.c;
 - each launch (``GPU_PIECE_WORDS`` tokens of the epoch's schedule, the same interleaved halves as the CPU
-  path): one program per sentence; the learning rate of a sentence decays linearly with the raw tokens
-  scheduled before it, as on the CPU.
+  path): subsampling is drawn for all its tokens at once in torch (word2vec's keep probability) and the kept
+  ids are compacted, so that windows span over dropped words as in word2vec.c; then one program per
+  sentence, longest first; the learning rate of a sentence decays linearly with the raw tokens scheduled
+  before it, as on the CPU. The device holds the corpus ids (4 bytes a token, as the CPU path's RAM does),
+  the two matrices and one launch's temporaries.
 
-Random numbers are Philox (``tl.randint``'s generator) keyed by the epoch's seed and counted by (kept
+Random numbers are Philox (``tl.randint``'s generator) keyed by the launch's seed and counted by (kept
 position, draw): the draws do not depend on which program runs when. ``draw_window_shrink`` and
 ``draw_negatives`` expose the exact draws so that tests can replay a run step by step through the torch
 reference (``reference_sg_steps`` / ``reference_cbow_steps``): Triton's interpreter (``TRITON_INTERPRET=1``)
@@ -119,7 +120,8 @@ def _train_kernel(
     (``.cg``): the atomic adds land in L2, and a program must see its own earlier updates.
 
     Args:
-        ids: (N_kept,) int32 kept ids of the epoch. offsets: (S + 1,) int64 sentence starts in ``ids``.
+        ids: (n_kept,) int32 kept ids of this launch's sentences s_begin .. s_end - 1.
+        offsets: (s_end - s_begin + 1,) int64 their starts in ``ids``.
         raw_offsets: (S + 1,) int64 sentence starts before subsampling (the learning rate's clock).
         order: (S,) int64: program p trains sentence ``order[s_begin + p]`` (``launch_order``).
         syn0: (V, D) float32 input vectors; syn1: (V, D) output vectors or (V - 1, D) inner nodes.
@@ -127,11 +129,12 @@ def _train_kernel(
         codes, points, code_lens: (V, L) int8, (V, L) int32, (V,) int32 Huffman paths (hierarchical softmax).
         s_begin: the launch's first sentence. words_done, words_total: raw tokens scheduled before this
             launch and in the whole run. alpha0, min_alpha: the learning rate's start and floor.
-        seed: the epoch's Philox key. window, vocab_size, max_code: ints (L = max_code).
+        seed: the launch's Philox key (draws are counted by position in ``ids``). window, vocab_size,
+            max_code: ints (L = max_code).
     """
     s = tl.load(order + s_begin + tl.program_id(0))
-    start = tl.load(offsets + s)
-    stop = tl.load(offsets + s + 1)
+    start = tl.load(offsets + s - s_begin)
+    stop = tl.load(offsets + s - s_begin + 1)
     clock = words_done + (tl.load(raw_offsets + s) - tl.load(raw_offsets + s_begin)).to(tl.float32)
     alpha = tl.maximum(min_alpha, alpha0 - (alpha0 - min_alpha) * clock / words_total)
     cols = tl.arange(0, BLOCK_D)
@@ -238,15 +241,20 @@ def launch_order(offsets: np.ndarray, pieces) -> np.ndarray:
     return order
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The Philox key of an epoch (a non-negative int below 2**63)."""
-    return (seed * 1_000_003 + epoch * 7_919 + 1) % (1 << 63)
+def launch_seed(seed: int, launch: int) -> int:
+    """The Philox key of the ``launch``-th kernel launch of a run (a non-negative int below 2**63)."""
+    return (seed * 1_000_003 + launch * 7_919 + 1) % (1 << 63)
 
 
 def subsample(ids: torch.Tensor, offsets: torch.Tensor, keep_prob: torch.Tensor, generator) -> tuple:
-    """word2vec's subsampling for one epoch, for every token at once: keep token ``w`` with probability
-    ``keep_prob[w]`` (ids of probability 0 never). Returns the kept ids (N_kept,) int32 and the sentences'
-    offsets into them (S + 1,) int64."""
+    """word2vec's subsampling of a run of sentences, every token at once: keep token ``w`` with
+    probability ``keep_prob[w]`` (ids of probability 0 never).
+
+    Args:
+        ids: (n,) int32 the sentences' tokens. offsets: (k + 1,) int64 sentence starts in ``ids``.
+    Returns:
+        The kept ids (n_kept,) int32 and the sentences' starts in them (k + 1,) int64.
+    """
     keep = torch.rand(ids.shape, generator=generator, device=ids.device) < keep_prob[ids.long()]
     kept_before = torch.nn.functional.pad(torch.cumsum(keep, 0), (1, 0))
     return ids[keep], kept_before[offsets]
@@ -289,20 +297,19 @@ def train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, code
     order = put(launch_order(offsets_np, [(a, b) for a, b, _ in schedule_[:pieces_per_epoch]]))
     alpha, min_alpha = o["alpha"], o["min_alpha"]
     for i, (s_begin, s_end, words_done) in enumerate(schedule_):
-        epoch = i // pieces_per_epoch
-        if i % pieces_per_epoch == 0:
-            kept_ids, kept_offsets = subsample(ids, raw_offsets, keep_prob, generator)
-            seed = epoch_seed(o["seed"], epoch)
-        _train_kernel[(s_end - s_begin,)](
-            kept_ids, kept_offsets, raw_offsets, order, w0, w1, alias_prob, alias_idx, codes, points, code_lens,
-            s_begin, float(words_done), total, alpha, min_alpha, seed, o["window"], vocab_size, max_code,
-            **constants,
-        )  # fmt: skip
+        # subsampled per launch: the device holds the corpus ids and one launch's draws, not an epoch's
+        a, b = int(offsets_np[s_begin]), int(offsets_np[s_end])
+        kept_ids, kept_offsets = subsample(ids[a:b], raw_offsets[s_begin : s_end + 1] - a, keep_prob, generator)
+        if kept_ids.numel():
+            _train_kernel[(s_end - s_begin,)](
+                kept_ids, kept_offsets, raw_offsets, order, w0, w1, alias_prob, alias_idx, codes, points, code_lens,
+                s_begin, float(words_done), total, alpha, min_alpha, launch_seed(o["seed"], i), o["window"],
+                vocab_size, max_code, **constants,
+            )  # fmt: skip
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        words = int(offsets_np[s_end] - offsets_np[s_begin])
-        bar.update(words)
-        bar.set_postfix_str(f"lr={max(min_alpha, alpha - (alpha - min_alpha) * (words_done + words) / total):.5f}",
-                            refresh=False)  # fmt: skip
+        lr = max(min_alpha, alpha - (alpha - min_alpha) * (words_done + b - a) / total)
+        bar.update(b - a)
+        bar.set_postfix_str(f"lr={lr:.5f}", refresh=False)
     syn0[...] = w0.cpu().numpy()
     syn1[...] = w1.cpu().numpy()
