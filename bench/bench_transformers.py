@@ -201,7 +201,7 @@ def generation_inputs(family: str, batch: int, a) -> dict:
 
 def bench_train(a, rows):
     for family in a.families:
-        for impl in ("eager", "sdpa"):
+        for impl in a.attn.split(","):
             ours, stock = make_pair(family, impl, a, a.max_len)
             for length in a.sizes:
                 batch_size = max(1, a.train_tokens // length)
@@ -590,6 +590,9 @@ def parse_args(argv=None):
     p.add_argument("--only", default=None, help=f"comma separated subset of {','.join(SECTIONS)} (default: all; "
                                                  f"with --quick all but compile, which takes minutes to compile)")
     p.add_argument("--families", default="encoder,decoder,seq2seq")
+    p.add_argument("--attn", default="eager,sdpa",
+                   help="attention kernels of the training section, comma separated: eager, sdpa, flex_attention "
+                   "(training with flex needs a GPU: torch has no flex backward on CPU)")  # fmt: skip
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--hidden", type=int)
     p.add_argument("--layers", type=int)
