@@ -106,6 +106,11 @@ def test_kernel_compiles_for_gpus_with_fire_and_forget_atomics(arch, skipgram, u
     assert re.search(r"ld\.global\.cg(\.v\d)?\.[bf]32", kernel.asm["ptx"]), "row loads are not .cg"
 
 
+@pytest.fixture
+def planted_lines():
+    return ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 20
+
+
 def test_device_argument(monkeypatch):
     import glob
     import importlib.util
@@ -119,7 +124,12 @@ def test_device_argument(monkeypatch):
     monkeypatch.setattr(glob, "glob", lambda pattern: ["/dev/nvidia0"] if "nvidia" in pattern else [])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert W._resolve_device("auto") == ("triton", "cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert W._resolve_device("cuda:1") == ("triton", "cuda:1")
+    with pytest.raises(ValueError, match=r"device='cuda:2': torch sees 2 GPU\(s\), cuda:0 .. cuda:1"):
+        W._resolve_device("cuda:2")
+    with pytest.raises(ValueError, match="device='cuda:x'"):
+        W._resolve_device("cuda:x")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "triton" else real_find_spec(name))
     assert W._resolve_device("auto") == ("numba", "cpu")  # no Triton: the CPU
@@ -139,6 +149,23 @@ def test_launch_order_is_longest_first_within_each_launch():
 
     offsets = np.cumsum([0, 2, 5, 1, 5, 3, 9, 1]).astype(np.int64)  # lengths 2 5 1 5 3 9 1
     assert launch_order(offsets, [(0, 4), (4, 7)]).tolist() == [1, 3, 0, 2, 5, 4, 6]
+
+
+def test_auto_device_falls_back_to_the_cpu_when_the_gpu_run_fails(monkeypatch, caplog, planted_lines):
+    from w2vformer.training import _w2v_triton as G
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(W, "_resolve_device", lambda device: ("triton", "cuda"))
+    monkeypatch.setattr(G, "train_arrays_on_device", fail)
+    with caplog.at_level("WARNING", logger=W.__name__):
+        model, _ = W.train_word2vec(iter(planted_lines), min_count=1, epochs=2, vector_size=8, progress=False)
+    assert "word2vec on cuda failed (RuntimeError: no kernel image" in caplog.text
+    assert model.training_stats["device"] == "cpu"
+    assert model.out_embed.weight.abs().max() > 0  # trained on the CPU
+    with pytest.raises(RuntimeError, match="no kernel image"):  # asked for the GPU explicitly: no fallback
+        W.train_word2vec(iter(planted_lines), min_count=1, epochs=1, vector_size=8, progress=False, device="cuda")
 
 
 def test_split_offsets_cuts_long_sentences_only():

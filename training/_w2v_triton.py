@@ -1,6 +1,6 @@
 """Word2Vec on a GPU: word2vec's per-pair SGD as one Triton kernel, one sentence per program (Hogwild).
 
-    stats = train_arrays_on_device(corpus, counts, syn0, syn1, hs, options, device="cuda", progress=True)
+    model, tokenizer = train_word2vec(["corpus.txt"], device="cuda")   # or device="auto": a GPU when present
 
 The CPU kernels (``training/_w2v_kernels.py``) run a sentence at a time on 2-16 threads. On a GPU the same
 algorithm runs on thousands of sentences at once: each Triton *program* walks one sentence exactly as
@@ -22,9 +22,8 @@ What runs where:
   the two matrices and one launch's temporaries.
 
 Random numbers are Philox (``tl.randint``'s generator) keyed by the launch's seed and counted by (kept
-position, draw): the draws do not depend on which program runs when. ``draw_window_shrink`` and
-``draw_negatives`` expose the exact draws so that tests can replay a run step by step through the torch
-reference (``reference_sg_steps`` / ``reference_cbow_steps``): Triton's interpreter (``TRITON_INTERPRET=1``)
+position, draw): the draws do not depend on which program runs when. ``draws`` returns the exact draws
+so that tests can replay a run step by step through the torch reference (``reference_sg_steps`` / ``reference_cbow_steps``): Triton's interpreter (``TRITON_INTERPRET=1``)
 runs the programs one after another on the CPU, where Hogwild becomes plain sequential SGD.
 
 Shapes: V vocabulary, D vector size, L longest Huffman code, N corpus tokens, S sentences.
@@ -105,7 +104,7 @@ def _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, d
 
 
 # --------------------------------------------------------------------------------------------------
-# The training kernel: program p trains sentence s_begin + p
+# The training kernel: program p trains sentence order[s_begin + p]
 # --------------------------------------------------------------------------------------------------
 
 
@@ -196,7 +195,7 @@ def _draws_kernel(positions, n_positions, out_shrink, out_draws, alias_prob, ali
 
 
 def draws(positions, seed: int, window: int, alias_prob, alias_idx, n_draws: int):
-    """What the training kernel draws at kept positions ``positions`` (P,) int64 under the epoch key ``seed``.
+    """What the training kernel draws at kept positions ``positions`` (P,) int64 under the launch key ``seed``.
 
     Returns:
         ``(shrink, noise)``: (P,) int64 window shrinks ``b`` and (P, n_draws) int64 noise words, where

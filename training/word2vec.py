@@ -350,7 +350,8 @@ def train_word2vec(
         hs = huffman_tree(counts) if use_hs else None
     prepare_seconds = time.perf_counter() - t0
 
-    stats = _train_arrays(corpus, counts, syn0, syn1, hs, options, threads, progress, backend)
+    stats = _train_arrays(corpus, counts, syn0, syn1, hs, options, threads, progress, backend,
+                          gpu_fallback=device in (None, "auto"))  # fmt: skip
     stats["prepare_seconds"] = prepare_seconds
     del corpus
     if model is not None:
@@ -405,14 +406,20 @@ def _resolve_device(device) -> tuple[str, str]:
         raise ValueError(f"device={device!r} but torch sees no GPU (torch {torch.__version__}); use device='cpu' or 'auto'")
     if importlib.util.find_spec("triton") is None:
         raise ValueError(f"device={device!r} needs Triton for the GPU kernel: pip install triton (torch's CUDA wheels bring it)")
-    torch.device(name)  # a malformed index raises here, naming it
+    index = name.partition(":")[2]
+    if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
+        raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
+                         f"cuda:{torch.cuda.device_count() - 1}")  # fmt: skip
     return "triton", name
 
 
-def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progress: bool, device=("numba", "cpu")) -> dict:
+def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progress: bool, device=("numba", "cpu"),
+                  gpu_fallback: bool = False) -> dict:  # fmt: skip
     """Run the kernels over ``corpus`` for ``o["epochs"]`` epochs, updating ``syn0`` / ``syn1`` in place:
     the numba kernels on ``threads`` CPU threads, or the Triton kernel on a GPU (``device`` from
-    ``_resolve_device``). Returns the training statistics."""
+    ``_resolve_device``). With ``gpu_fallback`` (``device="auto"``), a GPU run that fails (a GPU Triton
+    cannot compile for, out of memory) warns and trains on the CPU instead: the GPU path writes the
+    vectors back only once it has finished, so nothing is half-trained. Returns the training statistics."""
     from w2vformer.training import _w2v_kernels as K
 
     alpha, min_alpha, epochs, seed = o["alpha"], o["min_alpha"], o["epochs"], o["seed"]
@@ -460,13 +467,22 @@ def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progres
     t1 = time.perf_counter()
     try:
         if device[0] == "triton":
-            from w2vformer.training._w2v_triton import train_arrays_on_device
+            try:
+                from w2vformer.training._w2v_triton import train_arrays_on_device
 
-            train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, codes, points, code_lens,
-                                   hs is not None, o, device[1], _schedule, bar)  # fmt: skip
-        elif threads == 1:
+                train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, codes, points, code_lens,
+                                       hs is not None, o, device[1], _schedule, bar)  # fmt: skip
+            except Exception as e:
+                if not gpu_fallback:
+                    raise
+                logger.warning("word2vec on %s failed (%s: %s); training on the CPU instead (device='cpu' skips "
+                               "the GPU)", device[1], type(e).__name__, e)  # fmt: skip
+                device = ("numba", "cpu")
+                bar.reset()
+                t1 = time.perf_counter()
+        if device[0] == "numba" and threads == 1:
             worker(0)
-        else:
+        elif device[0] == "numba":
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="word2vec") as pool:
                 for f in [pool.submit(worker, t) for t in range(threads)]:
                     f.result()
@@ -484,8 +500,8 @@ def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progres
         "words_per_second": epochs * corpus.raw_words / max(train_seconds, 1e-9),
         "device": device[1],
     }
-    logger.info("word2vec: %d raw words x %d epochs in %.1f s (%.0f words/s)", corpus.raw_words, epochs,
-                train_seconds, stats["words_per_second"])  # fmt: skip
+    logger.info("word2vec: %d raw words x %d epochs in %.1f s (%.0f words/s) on %s", corpus.raw_words, epochs,
+                train_seconds, stats["words_per_second"], device[1])  # fmt: skip
     return stats
 
 
