@@ -21,9 +21,11 @@ from w2vformer.training import word2vec as W  # noqa: E402
 
 V, D, WINDOW, NEG = 13, 11, 2, 3  # odd sizes; ids 0 and 1 never occur (special tokens: count 0)
 
-# small pieces and short sentences so that one run has several launches, interleaved halves and cut sentences
+# small pieces, short sentences and 2 programs, so that one run has several launches, interleaved halves, cut
+# sentences and programs that take several sentences each
 G.GPU_SENTENCE_LENGTH = 9
 G.GPU_PIECE_WORDS = 12
+PROGRAMS = 2
 
 
 def _corpus(seed: int = 0):
@@ -66,7 +68,9 @@ def _replay(corpus, syn0, syn1, prepared, o, use_hs):
         shrink, noise = G.draws(torch.arange(max(kept.numel(), 1)), seed, window, torch.from_numpy(alias_prob),
                                 torch.from_numpy(alias_idx), (2 * window + 1) * negative + 1)  # fmt: skip
         kept, kept_offsets = kept.tolist(), kept_offsets.tolist()
-        for s in order[s_begin:s_end].tolist():
+        n, programs = s_end - s_begin, min(s_end - s_begin, PROGRAMS)
+        # the interpreter runs program 0 to the end, then program 1...; program p takes sentences p, p + P, ...
+        for s in [int(order[s_begin + i]) for p in range(programs) for i in range(p, n, programs)]:
             clock = done + offsets[s] - offsets[s_begin]
             alpha = max(o["min_alpha"], o["alpha"] - (o["alpha"] - o["min_alpha"]) * clock / total)
             start, stop = kept_offsets[s - s_begin], kept_offsets[s - s_begin + 1]
@@ -86,12 +90,14 @@ def _replay(corpus, syn0, syn1, prepared, o, use_hs):
     alphas = [a for _, _, _, a in steps]
     words = torch.tensor([w for _, w, _, _ in steps])
     if skipgram:
-        W.reference_sg_steps(in_w, out_w, torch.tensor([c[0] for c, _, _, _ in steps]), words, negs, alphas, hs=hs)
+        W.reference_sg_steps(in_w, out_w, torch.tensor([c[0] for c, _, _, _ in steps]), words, negs, alphas, hs=hs,
+                             together=True)  # fmt: skip
     else:
         width = max(len(c) for c, _, _, _ in steps)
         ctx = torch.tensor([c + [0] * (width - len(c)) for c, _, _, _ in steps])
         n_ctx = torch.tensor([len(c) for c, _, _, _ in steps])
-        W.reference_cbow_steps(in_w, out_w, ctx, n_ctx, words, negs, alphas, cbow_mean=o["cbow_mean"], hs=hs)
+        W.reference_cbow_steps(in_w, out_w, ctx, n_ctx, words, negs, alphas, cbow_mean=o["cbow_mean"], hs=hs,
+                               together=True)  # fmt: skip
     return in_w.numpy(), out_w.numpy(), len(steps), n_kept
 
 
@@ -113,7 +119,7 @@ def replay_runs() -> dict:
         prepared = _prepare(counts, o, use_hs)
         ref0, ref1, n_steps, n_kept = _replay(corpus, syn0, syn1, prepared, o, use_hs)
         k0, k1 = syn0.copy(), syn1.copy()
-        G.train_arrays_on_device(corpus, k0, k1, *prepared, use_hs, o, "cpu", W._schedule, _NoBar())
+        G.train_arrays_on_device(corpus, k0, k1, *prepared, use_hs, o, "cpu", W._schedule, _NoBar(), PROGRAMS)
         results[f"{objective}-{loss}-mean{int(cbow_mean)}-shrink{int(shrink)}"] = {
             "steps": n_steps,
             "tokens": int(corpus.ids.size),

@@ -58,6 +58,51 @@ def test_kernel_run_equals_the_torch_reference_step_by_step(interpreted, config)
     assert r["diff_out"] < 2e-6, r
 
 
+@pytest.mark.parametrize("objective", ["skipgram", "cbow"])
+def test_the_kernels_step_is_one_sgd_step_on_the_models_loss(objective):
+    """The GPU kernel's semantics (``together=True``: a step's targets scored at once) is exactly SGD on
+    Word2VecModel's own loss, example by example, repeated noise words included (autograd sums them); for
+    CBOW's input rows, word2vec's rule (the whole gradient to every context row) is C times the gradient."""
+    import numpy as np
+    import torch
+
+    from w2vformer.modeling.configuration_word2vec import Word2VecConfig
+    from w2vformer.modeling.modeling_word2vec import Word2VecModel
+
+    V, D, T, NEG, C = 13, 7, 17, 4, 3
+    rs = np.random.RandomState(0)
+    config = Word2VecConfig(vocab_size=V, vector_size=D, negative=NEG, objective=objective)
+    model = Word2VecModel(config, token_counts=torch.from_numpy(rs.randint(1, 50, V)))
+    with torch.no_grad():
+        model.in_embed.weight.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(1))
+        model.out_embed.weight.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(2))
+    words = torch.from_numpy(rs.randint(0, V, T)).long()
+    negs = torch.from_numpy(rs.randint(0, 3, (T, NEG))).long()  # 3 ids for 4 draws: repeats in every step
+    alphas = np.linspace(0.4, 0.1, T)
+    in_w, out_w = model.in_embed.weight.detach().clone(), model.out_embed.weight.detach().clone()
+    if objective == "skipgram":
+        contexts = torch.from_numpy(rs.randint(0, V, T)).long()
+        W.reference_sg_steps(in_w, out_w, contexts, words, negs, alphas, together=True)
+        inputs = [dict(center_ids=contexts[i : i + 1]) for i in range(T)]
+    else:
+        contexts = torch.from_numpy(rs.randint(0, V, (T, C))).long()
+        W.reference_cbow_steps(in_w, out_w, contexts, torch.full((T,), C), words, negs, alphas, together=True)
+        inputs = [dict(context_ids=contexts[i : i + 1], context_mask=torch.ones(1, C), center_ids=words[i : i + 1])
+                  for i in range(T)]  # fmt: skip
+    for i in range(T):
+        model.zero_grad()
+        targets = dict(context_ids=words[i : i + 1]) if objective == "skipgram" else {}
+        out = model(**inputs[i], **targets, negative_ids=negs[i : i + 1])
+        out.loss.backward()
+        with torch.no_grad():
+            model.out_embed.weight -= float(alphas[i]) * model.out_embed.weight.grad
+            # word2vec's CBOW gives every context row the whole input gradient, C times the gradient of the mean
+            model.in_embed.weight -= float(alphas[i]) * (C if objective == "cbow" else 1) * model.in_embed.weight.grad
+    assert (negs[:, :, None] == negs[:, None, :]).sum() > T * NEG  # repeats did occur
+    torch.testing.assert_close(in_w, model.in_embed.weight.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out_w, model.out_embed.weight.detach(), atol=1e-6, rtol=0)
+
+
 def test_draws_follow_word2vecs_distributions(interpreted):
     d = interpreted["draws"]
     assert d["noise_tv"] < 0.01, d  # total variation from count**0.75 over 60000 draws
@@ -73,7 +118,7 @@ def test_train_word2vec_through_the_triton_backend_saves_a_loadable_checkpoint(i
 
 
 _SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", order="*i64", syn0="*fp32", syn1="*fp32", alias_prob="*fp32",
-                  alias_idx="*i32", codes="*i8", points="*i32", code_lens="*i32", s_begin="i32", words_done="fp32",
+                  alias_idx="*i32", codes="*i8", points="*i32", code_lens="*i32", s_begin="i32", n_sentences="i32", words_done="fp32",
                   words_total="fp32", alpha0="fp32", min_alpha="fp32", seed="i64", window="i32", vocab_size="i32",
                   max_code="i32")  # fmt: skip
 
@@ -85,12 +130,12 @@ _SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", order="*i64", 
 def test_kernel_compiles_for_gpus_with_fire_and_forget_atomics(arch, skipgram, use_hs, cbow_mean):
     from w2vformer.training import _w2v_triton as G
 
-    constants = dict(D=100, BLOCK_D=128, NEGATIVE=0 if use_hs else 5, SKIPGRAM=skipgram, USE_HS=use_hs,
-                     CBOW_MEAN=cbow_mean, SHRINK_WINDOWS=True)  # fmt: skip
+    constants = dict(D=100, BLOCK_D=128, NEGATIVE=0 if use_hs else 5, NEG_BLOCK=1 if use_hs else 8, HS_BLOCK=8, WIN_BLOCK=16,
+                     SKIPGRAM=skipgram, USE_HS=use_hs, CBOW_MEAN=cbow_mean, SHRINK_WINDOWS=True)  # fmt: skip
     signature = dict(_SIGNATURE, **{k: "constexpr" for k in constants})
     names = list(signature)
     src = ASTSource(G._train_kernel, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
-    kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=1, enable_fp_fusion=True))
+    kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=2, enable_fp_fusion=True))
     # the machine code, disassembled by the cuobjdump that Triton ships beside its ptxas
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / "kernel.cubin"
@@ -166,6 +211,30 @@ def test_auto_device_falls_back_to_the_cpu_when_the_gpu_run_fails(monkeypatch, c
     assert model.out_embed.weight.abs().max() > 0  # trained on the CPU
     with pytest.raises(RuntimeError, match="no kernel image"):  # asked for the GPU explicitly: no fallback
         W.train_word2vec(iter(planted_lines), min_count=1, epochs=1, vector_size=8, progress=False, device="cuda")
+
+
+def test_concurrent_programs_bound_the_stale_updates_on_the_hottest_row():
+    import numpy as np
+
+    from w2vformer.training import _w2v_kernels as K
+    from w2vformer.training._w2v_triton import concurrent_programs
+
+    counts = np.concatenate([[0, 0], (1e6 / np.arange(1, 3000) ** 1.1).astype(np.int64) + 5])  # Zipf, 2 specials
+    noise = np.where(counts > 0, counts ** 0.75, 0.0)
+    keep = K.keep_probabilities(counts, 1e-3)
+    share = counts * keep / (counts * keep).sum()
+    hottest = (share + 5 * noise / noise.sum()).max()  # skip-gram, negative 5: the noise word "the" dominates
+    for alpha in (0.025, 0.05, 0.1, 0.4):
+        p = concurrent_programs(alpha, counts, keep, noise, "skipgram", 5, 5, False, limit=1 << 20)
+        assert p & (p - 1) == 0 and alpha * p * hottest <= 1 < alpha * 2 * p * hottest, (alpha, p)
+    p05 = concurrent_programs(0.05, counts, keep, noise, "cbow", 5, 5, False)
+    assert concurrent_programs(0.1, counts, keep, noise, "cbow", 5, 5, False) == p05 // 2  # higher alpha: fewer
+    no_subsampling = K.keep_probabilities(counts, 0.0)
+    assert concurrent_programs(0.05, counts, no_subsampling, noise, "cbow", 5, 5, False) < p05  # hotter rows
+    # hierarchical softmax: the root is on every path, one update per step: alpha * P <= 1
+    assert concurrent_programs(0.05, counts, keep, None, "skipgram", 5, 5, True) == 16
+    assert concurrent_programs(1e-6, counts, keep, noise, "skipgram", 5, 5, False) == 1024  # GPU_PROGRAMS
+    assert concurrent_programs(0.05, counts, keep, noise, "skipgram", 5, 5, False, limit=8) == 8
 
 
 def test_split_offsets_cuts_long_sentences_only():

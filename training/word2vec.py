@@ -34,10 +34,11 @@ The pure-torch reference (``reference_sg_steps`` / ``reference_cbow_steps``) wri
 torch ops, one step at a time; tests hold the numba kernels equal to it.
 
 On a GPU (``device="auto"`` when one is present, or ``"cuda"``), the same algorithm runs as one Triton kernel
-(``training/_w2v_triton.py``): one program per sentence, thousands at once, every update a word2vec step
-applied with atomic adds (Hogwild), never a batched step (batching changes the algorithm: stale updates of
-repeated rows, see /work/shared/data/README.md). Tests replay its runs through the torch reference in
-Triton's interpreter and compile it for GPUs without one.
+(``training/_w2v_triton.py``): up to 1024 programs at once, each walking its sentences, every update a
+word2vec step applied with atomic adds (Hogwild), never a batch of examples (batching changes the algorithm:
+stale updates of repeated rows, see /work/shared/data/README.md; simulated, 2048 programs at once already
+diverge at alpha 0.05, so the number is chosen from the learning rate and the hottest row). Tests replay its
+runs through the torch reference in Triton's interpreter and compile it for GPUs without one.
 """
 
 from __future__ import annotations
@@ -296,8 +297,9 @@ def train_word2vec(
         device: ``"auto"`` (default) trains on a GPU when one is present and Triton is installed (torch's
             CUDA wheels bring it), else on the CPU; ``"cpu"`` always uses the numba kernels on ``threads``
             threads; ``"cuda"`` / ``"cuda:N"`` requires the GPU (a ``ValueError`` says why it cannot). On a
-            GPU, one Triton program trains each sentence, thousands at once (``training/_w2v_triton.py``);
-            ``threads`` is ignored there. Either way the vectors come back as numpy/CPU tensors.
+            GPU, up to 1024 Triton programs train as many sentences at once (``training/_w2v_triton.py``);
+            ``threads`` is ignored there. Either way the vectors come back as numpy/CPU tensors. With ``"auto"``, a GPU run
+            that fails warns and trains on the CPU.
 
     Returns:
         ``(model, tokenizer)``: a ``Word2VecModel`` in eval mode (its ``training_stats`` attribute holds
@@ -468,10 +470,13 @@ def _train_arrays(corpus, counts, syn0, syn1, hs, o: dict, threads: int, progres
     try:
         if device[0] == "triton":
             try:
-                from w2vformer.training._w2v_triton import train_arrays_on_device
+                from w2vformer.training._w2v_triton import concurrent_programs, train_arrays_on_device
 
+                programs = concurrent_programs(alpha, counts, keep, None if hs is not None else weights,
+                                               o["objective"], o["window"], o["negative"], hs is not None)  # fmt: skip
+                logger.info("word2vec on %s: %d programs at once", device[1], programs)
                 train_arrays_on_device(corpus, syn0, syn1, keep, alias_prob, alias_idx, codes, points, code_lens,
-                                       hs is not None, o, device[1], _schedule, bar)  # fmt: skip
+                                       hs is not None, o, device[1], _schedule, bar, programs)  # fmt: skip
             except Exception as e:
                 if not gpu_fallback:
                     raise
@@ -562,25 +567,35 @@ def _save_wordlevel_tokenizer(tmp, vocab) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _reference_update(in_w, out_w, inputs, h, target, negatives, alpha, codes=None, points=None, length=None):
+def _reference_update(in_w, out_w, inputs, h, target, negatives, alpha, codes=None, points=None, length=None,
+                      together=False):  # fmt: skip
     """word2vec's closed-form SGD for one example with input vector ``h`` (D,) built from rows ``inputs``.
 
     Negative sampling: targets = [target] + negatives (labels 1, 0...; a negative equal to the target is
     skipped). Hierarchical softmax: targets = the Huffman nodes ``points[:length]`` with labels
-    ``1 - codes``. Target by target, in order, as word2vec.c: ``g = (label - sigmoid(out_w[t] . h)) * alpha``,
-    ``neu1e += g * out_w[t]``, then ``out_w[t] += g * h`` (so a negative drawn twice sees its first update).
-    Returns neu1e (D,); the caller adds it to the input rows.
+    ``1 - codes``. For each target t: ``g = (label - sigmoid(out_w[t] . h)) * alpha``, ``neu1e += g * out_w[t]``,
+    ``out_w[t] += g * h``. Target by target, in order, as word2vec.c and the CPU kernels (a negative drawn twice
+    sees its first update); with ``together``, every target is scored on the rows as they were before the step
+    and the updates are summed: one SGD step on the model's loss, as the GPU kernel does. The two differ only
+    when a row repeats within the step. Returns neu1e (D,); the caller adds it to the input rows.
     """
     import torch
 
     if points is not None:
-        rows = points[:length].long().tolist()
-        labels = (1.0 - codes[:length].float()).tolist()
+        rows = points[:length].long()
+        labels = 1.0 - codes[:length].float()
     else:
-        rows = [int(target)] + [int(n) for n in negatives if int(n) != int(target)]
-        labels = [1.0] + [0.0] * (len(rows) - 1)
+        negatives = negatives.long()
+        rows = torch.cat([target.view(1).long(), negatives[negatives != target]])
+        labels = torch.zeros(rows.shape[0], dtype=h.dtype)
+        labels[0] = 1.0
+    if together:
+        u = out_w[rows]  # (T, D), the rows before the step
+        g = (labels - torch.sigmoid(u @ h)) * alpha  # (T,)
+        out_w.index_add_(0, rows, g[:, None] * h[None, :])
+        return g @ u
     neu1e = torch.zeros_like(h)
-    for row, label in zip(rows, labels):
+    for row, label in zip(rows.tolist(), labels.tolist()):
         u = out_w[row]
         g = (label - torch.sigmoid(u @ h)) * alpha
         neu1e += g * u
@@ -588,23 +603,26 @@ def _reference_update(in_w, out_w, inputs, h, target, negatives, alpha, codes=No
     return neu1e
 
 
-def reference_sg_steps(in_w, out_w, contexts, words, negatives, alphas, hs=None):
+def reference_sg_steps(in_w, out_w, contexts, words, negatives, alphas, hs=None, together=False):
     """Skip-gram steps in torch ops: step i, the row ``in_w[contexts[i]]`` predicts ``words[i]``.
 
     Args:
         in_w: (V, D) float tensor, updated in place. out_w: (V, D) or (V-1, D), updated in place.
         contexts, words: (T,) long. negatives: (T, K) long (ignored with ``hs``). alphas: (T,) floats.
         hs: ``(codes (V, L), points (V, L), lengths (V,))`` for hierarchical softmax, else None.
+        together: score a step's targets at once (the GPU kernel) instead of one after another (see
+            ``_reference_update``).
     """
     for i in range(len(contexts)):
         c, w = contexts[i], words[i]
         h = in_w[c].clone()
         extra = (hs[0][w], hs[1][w], int(hs[2][w])) if hs is not None else (None, None, None)
-        neu1e = _reference_update(in_w, out_w, c.view(1), h, w, negatives[i], float(alphas[i]), *extra)
+        neu1e = _reference_update(in_w, out_w, c.view(1), h, w, negatives[i], float(alphas[i]), *extra, together=together)
         in_w[c] += neu1e
 
 
-def reference_cbow_steps(in_w, out_w, contexts, n_contexts, words, negatives, alphas, cbow_mean=True, hs=None):
+def reference_cbow_steps(in_w, out_w, contexts, n_contexts, words, negatives, alphas, cbow_mean=True, hs=None,
+                         together=False):  # fmt: skip
     """CBOW steps in torch ops: step i, the mean (or sum) of ``in_w[contexts[i, :n_contexts[i]]]`` predicts
     ``words[i]``; every context row then gets the whole ``neu1e`` (word2vec.c; gensim divides it by the
     context size when summing instead of averaging).
@@ -618,7 +636,7 @@ def reference_cbow_steps(in_w, out_w, contexts, n_contexts, words, negatives, al
         if cbow_mean:
             h = h / len(ctx)
         extra = (hs[0][w], hs[1][w], int(hs[2][w])) if hs is not None else (None, None, None)
-        neu1e = _reference_update(in_w, out_w, ctx, h, w, negatives[i], float(alphas[i]), *extra)
+        neu1e = _reference_update(in_w, out_w, ctx, h, w, negatives[i], float(alphas[i]), *extra, together=together)
         if not cbow_mean:
             neu1e = neu1e / len(ctx)
         in_w.index_add_(0, ctx, neu1e[None, :].expand(len(ctx), -1).contiguous())
