@@ -2,9 +2,9 @@
 
     python bench/sim_gpu_hogwild.py --programs 1 128 1024 4096 --objectives skipgram cbow
 
-The GPU kernel (``training/_w2v_triton.py``) runs ``GPU_PROGRAMS`` programs at once, each walking its
-sentences, and adds every update with an atomic add. This script chose that number. A program reads its rows, computes, and adds; meanwhile the other
-programs' steps land. So each step is computed on rows that miss the updates of the ~P steps in flight, and
+The GPU kernel (``training/_w2v_triton.py``) runs P programs at once, each walking its sentences, and adds
+every update with an atomic add; this script is how its ``concurrent_programs`` rule was chosen. A program
+reads its rows, computes, and adds; meanwhile the other programs' steps land. So each step is computed on rows that miss the updates of the ~P steps in flight, and
 all of them are summed: the stale-update trap that ``/work/shared/data/README.md`` measured for batched
 PyTorch (batches of 512 pairs diverged for CBOW), in a staggered form.
 
@@ -17,7 +17,8 @@ word2vec's sequential SGD.
 
 It prints analogy (questions-words, restrict_vocab 30000) and wordsim353 for each P, through gensim's
 evaluators, on the shared corpus with the benchmark's options (vector_size 100, window 5, negative 5,
-sample 1e-3, min_count 5, 5 epochs, alpha 0.05).
+sample 1e-3, min_count 5, 5 epochs, alpha 0.05; ``--alpha``, ``--sample`` change them). The results and the
+rule they led to: bench/README.md.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def simulate(ids, offsets, order, syn0, syn1, keep, alias_prob, alias_idx, skipg
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default=DEFAULT_CORPUS)
-    parser.add_argument("--programs", type=int, nargs="+", default=[1, 64, 512, 4096])
+    parser.add_argument("--programs", type=int, nargs="+", default=[1, 128, 1024, 2048])
     parser.add_argument("--objectives", nargs="+", default=["skipgram", "cbow"], choices=["skipgram", "cbow"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--max-words", type=int, default=None, help="use only the first N words of the corpus")
@@ -260,14 +261,16 @@ def main(argv=None) -> int:
             syn1 = np.zeros_like(syn0)
             t0 = time.perf_counter()
             simulate(corpus.ids, corpus.offsets, order, syn0, syn1, keep, alias_prob, alias_idx,
-                     objective == "skipgram", 5, 5, args.alpha, 1e-4, args.epochs, programs, 1, args.overwrite)  # fmt: skip
+                     objective == "skipgram", 5, 5, args.alpha, 1e-4, args.epochs, programs, 1,
+                     args.overwrite)  # fmt: skip
             seconds = time.perf_counter() - t0
             kv = KeyedVectors(100)
             kv.add_vectors(vocab[2:], syn0[2:])
             analogy = kv.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=30000)[0]
             ws = kv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0]
             norm = float(np.linalg.norm(syn0, axis=1).max())
-            print(f"| {objective} | {programs} | {seconds:.0f} | {analogy:.3f} | {ws:.3f} | max norm {norm:.1f}", flush=True)
+            print(f"| {objective} | {programs} | {seconds:.0f} | {analogy:.3f} | {ws:.3f} | max norm {norm:.1f}",
+                  flush=True)  # fmt: skip
     return 0
 
 

@@ -41,7 +41,8 @@ def _prepare(counts, o, use_hs):
     keep = K.keep_probabilities(counts, o["sample"])
     if use_hs:
         codes, points, lengths = (t.numpy() for t in build_huffman_tree(counts))
-        return keep, np.ones(1, np.float32), np.zeros(1, np.int32), codes, points.astype(np.int32), lengths.astype(np.int32)
+        no_noise = np.ones(1, np.float32), np.zeros(1, np.int32)
+        return keep, *no_noise, codes, points.astype(np.int32), lengths.astype(np.int32)
     weights = np.where(counts > 0, counts.astype(np.float64) ** o["ns_exponent"], 0.0)
     alias_prob, alias_idx = K.build_alias_table(weights)
     return keep, alias_prob, alias_idx, np.zeros((1, 1), np.int8), np.zeros((1, 1), np.int32), np.zeros(1, np.int32)
@@ -62,7 +63,8 @@ def _replay(corpus, syn0, syn1, prepared, o, use_hs):
     steps, n_kept = [], [0] * epochs
     for i, (s_begin, s_end, done) in enumerate(schedule):
         tok_a, tok_b = int(offsets[s_begin]), int(offsets[s_end])
-        kept, kept_offsets = G.subsample(ids[tok_a:tok_b], raw[s_begin : s_end + 1] - tok_a, torch.from_numpy(keep), generator)
+        kept, kept_offsets = G.subsample(ids[tok_a:tok_b], raw[s_begin : s_end + 1] - tok_a, torch.from_numpy(keep),
+                                         generator)  # fmt: skip
         n_kept[i // per_epoch] += int(kept.numel())
         seed = G.launch_seed(o["seed"], i)
         shrink, noise = G.draws(torch.arange(max(kept.numel(), 1)), seed, window, torch.from_numpy(alias_prob),
@@ -157,11 +159,10 @@ def end_to_end(tmp: str) -> dict:
     model, tokenizer = W.train_word2vec(iter(lines), vector_size=7, window=2, negative=2, min_count=1, epochs=1,
                                 sample=0.0, output_dir=tmp, progress=False)  # fmt: skip
     wv = WordVectors.from_pretrained(tmp)
+    cat = model.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids("cat")].detach().numpy()
     return {
         "device": model.training_stats["device"],
-        "saved_equals_model": bool(np.array_equal(
-            wv.get_vector("cat"), model.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids("cat")].detach().numpy()
-        )),  # fmt: skip
+        "saved_equals_model": bool(np.array_equal(wv.get_vector("cat"), cat)),
         "trained": bool(np.abs(model.out_embed.weight.detach().numpy()).max() > 0),
     }
 

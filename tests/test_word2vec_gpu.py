@@ -117,21 +117,22 @@ def test_train_word2vec_through_the_triton_backend_saves_a_loadable_checkpoint(i
     assert e == {"device": "cpu", "saved_equals_model": True, "trained": True}
 
 
-_SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", order="*i64", syn0="*fp32", syn1="*fp32", alias_prob="*fp32",
-                  alias_idx="*i32", codes="*i8", points="*i32", code_lens="*i32", s_begin="i32", n_sentences="i32", words_done="fp32",
-                  words_total="fp32", alpha0="fp32", min_alpha="fp32", seed="i64", window="i32", vocab_size="i32",
-                  max_code="i32")  # fmt: skip
+_SIGNATURE = dict(ids="*i32", offsets="*i64", raw_offsets="*i64", order="*i64", syn0="*fp32", syn1="*fp32",
+                  alias_prob="*fp32", alias_idx="*i32", codes="*i8", points="*i32", code_lens="*i32", s_begin="i32",
+                  n_sentences="i32", words_done="fp32", words_total="fp32", alpha0="fp32", min_alpha="fp32", seed="i64",
+                  window="i32", vocab_size="i32", max_code="i32")  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "arch,skipgram,use_hs,cbow_mean",
-    [(90, True, False, True), (90, True, True, True), (90, False, False, False), (90, False, True, True), (80, True, False, True)],
-)
+    [(90, True, False, True), (90, True, True, True), (90, False, False, False), (90, False, True, True),
+     (80, True, False, True)],
+)  # fmt: skip
 def test_kernel_compiles_for_gpus_with_fire_and_forget_atomics(arch, skipgram, use_hs, cbow_mean):
     from w2vformer.training import _w2v_triton as G
 
-    constants = dict(D=100, BLOCK_D=128, NEGATIVE=0 if use_hs else 5, NEG_BLOCK=1 if use_hs else 8, HS_BLOCK=8, WIN_BLOCK=16,
-                     SKIPGRAM=skipgram, USE_HS=use_hs, CBOW_MEAN=cbow_mean, SHRINK_WINDOWS=True)  # fmt: skip
+    constants = dict(D=100, BLOCK_D=128, NEGATIVE=0 if use_hs else 5, NEG_BLOCK=1 if use_hs else 8, HS_BLOCK=8,
+                     WIN_BLOCK=16, SKIPGRAM=skipgram, USE_HS=use_hs, CBOW_MEAN=cbow_mean, SHRINK_WINDOWS=True)  # fmt: skip
     signature = dict(_SIGNATURE, **{k: "constexpr" for k in constants})
     names = list(signature)
     src = ASTSource(G._train_kernel, signature, constexprs={(names.index(k),): v for k, v in constants.items()})

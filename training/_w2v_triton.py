@@ -122,7 +122,7 @@ def _hs_layer(l1, syn1, word, codes, points, code_lens, max_code, alpha, cols, d
 
 
 # --------------------------------------------------------------------------------------------------
-# The training kernel: program p trains sentence order[s_begin + p]
+# The training kernel: a persistent grid of P programs; program p trains sentences order[s_begin + p + kP]
 # --------------------------------------------------------------------------------------------------
 
 
@@ -131,29 +131,33 @@ def _train_kernel(
     ids, offsets, raw_offsets, order, syn0, syn1, alias_prob, alias_idx, codes, points, code_lens,
     s_begin, n_sentences, words_done, words_total, alpha0, min_alpha, seed, window, vocab_size, max_code,
     D: tl.constexpr, BLOCK_D: tl.constexpr, NEGATIVE: tl.constexpr, NEG_BLOCK: tl.constexpr,
-    HS_BLOCK: tl.constexpr, WIN_BLOCK: tl.constexpr, SKIPGRAM: tl.constexpr, USE_HS: tl.constexpr, CBOW_MEAN: tl.constexpr,
-    SHRINK_WINDOWS: tl.constexpr,
+    HS_BLOCK: tl.constexpr, WIN_BLOCK: tl.constexpr, SKIPGRAM: tl.constexpr, USE_HS: tl.constexpr,
+    CBOW_MEAN: tl.constexpr, SHRINK_WINDOWS: tl.constexpr,
 ):  # fmt: skip
-    """One sentence, as ``_w2v_kernels.train_chunk`` trains it. Rows are read past the SM's L1 cache
-    (``.cg``): the atomic adds land in L2, and a program must see its own earlier updates.
+    """A launch's sentences, each as ``_w2v_kernels.train_chunk`` trains it. Rows are read past the SM's L1
+    cache (``.cg``): the atomic adds land in L2, and a program must see its own earlier updates.
 
     Args:
         ids: (n_kept,) int32 kept ids of this launch's sentences s_begin .. s_end - 1.
         offsets: (s_end - s_begin + 1,) int64 their starts in ``ids``.
         raw_offsets: (S + 1,) int64 sentence starts before subsampling (the learning rate's clock).
-        order: (S,) int64: program p trains sentence ``order[s_begin + p]`` (``launch_order``).
+        order: (S,) int64: the launch's i-th sentence is ``order[s_begin + i]`` (``launch_order``).
         syn0: (V, D) float32 input vectors; syn1: (V, D) output vectors or (V - 1, D) inner nodes.
         alias_prob, alias_idx: (V,) the noise distribution's alias table (negative sampling).
         codes, points, code_lens: (V, L) int8, (V, L) int32, (V,) int32 Huffman paths (hierarchical softmax).
         s_begin, n_sentences: the launch's first sentence and its number of sentences. words_done,
-            words_total: raw tokens scheduled before this launch and in the whole run. alpha0, min_alpha: the learning rate's start and floor.
+            words_total: raw tokens scheduled before this launch and in the whole run. alpha0, min_alpha: the
+            learning rate's start and floor.
         seed: the launch's Philox key (draws are counted by position in ``ids``). window, vocab_size,
             max_code: ints (L = max_code).
+        D, BLOCK_D: the vector size and its power-of-two tile. NEGATIVE, NEG_BLOCK: noise words per step
+            and the tile of the word + noise words. HS_BLOCK: Huffman nodes at a time. WIN_BLOCK: the tile
+            of a CBOW window (2 * window + 1 positions). The rest: the training options.
     """
     cols = tl.arange(0, BLOCK_D)
     dmask = cols < D
     # a persistent grid: program p trains sentences p, p + P, p + 2P, ... of the launch (P = the grid size,
-    # GPU_PROGRAMS at most: how many steps run at once, hence how stale each step's rows are)
+    # from concurrent_programs: how many steps run at once, hence how stale each step's rows are)
     for i in range(tl.program_id(0), n_sentences, tl.num_programs(0)):
         s = tl.load(order + s_begin + i)
         start = tl.load(offsets + s - s_begin)

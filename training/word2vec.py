@@ -405,9 +405,11 @@ def _resolve_device(device) -> tuple[str, str]:
     import torch
 
     if not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but torch sees no GPU (torch {torch.__version__}); use device='cpu' or 'auto'")
+        raise ValueError(f"device={device!r} but torch sees no GPU (torch {torch.__version__}); "
+                         "use device='cpu' or 'auto'")  # fmt: skip
     if importlib.util.find_spec("triton") is None:
-        raise ValueError(f"device={device!r} needs Triton for the GPU kernel: pip install triton (torch's CUDA wheels bring it)")
+        raise ValueError(f"device={device!r} needs Triton for the GPU kernel: pip install triton "
+                         "(torch's CUDA wheels bring it)")  # fmt: skip
     index = name.partition(":")[2]
     if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
         raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
