@@ -9,6 +9,8 @@
   its updates are fire-and-forget atomic reductions in the machine code. (The interpreter needs Triton >= 3.9,
   which loops over tensor bounds; the compiled kernel was also checked with Triton 3.6, torch 2.11's.)
 - The ``device`` argument picks the backend, and says why it cannot when asked for a GPU that is not there.
+- How many programs run at once: ``concurrent_programs``' bound, and in bench/sim_gpu_hogwild.py's model of
+  concurrent stale updates it trains where 32 times as many programs diverge.
 """
 
 from __future__ import annotations
@@ -236,6 +238,41 @@ def test_concurrent_programs_bound_the_stale_updates_on_the_hottest_row():
     assert concurrent_programs(0.05, counts, keep, None, "skipgram", 5, 5, True) == 16
     assert concurrent_programs(1e-6, counts, keep, noise, "skipgram", 5, 5, False) == 1024  # GPU_PROGRAMS
     assert concurrent_programs(0.05, counts, keep, noise, "skipgram", 5, 5, False, limit=8) == 8
+
+
+@pytest.mark.parametrize("objective,alpha", [("cbow", 0.2), ("skipgram", 0.05)])
+def test_the_chosen_concurrency_trains_where_32_times_more_diverges(objective, alpha):
+    """bench/sim_gpu_hogwild.py's model of P concurrent programs (each step's update lands P - 1 steps later,
+    summed) on the shipped demo corpus, 3 epochs: ``concurrent_programs``' P trains, 32 x P diverges. The
+    bound has room (8 x P still trained here), and the test sees the trap it guards against."""
+    import importlib.util
+
+    import numpy as np
+
+    from w2vformer.training import _w2v_kernels as K
+    from w2vformer.training import corpus as corpus_lib
+    from w2vformer.training._w2v_triton import concurrent_programs
+
+    spec = importlib.util.spec_from_file_location("sim_gpu_hogwild", HERE.parent / "bench" / "sim_gpu_hogwild.py")
+    sim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sim)
+    demo = HERE.parent / "w2vformer" / "data" / "demo-en.txt.gz"
+    corpus, words, counts = corpus_lib.count_words(str(demo))
+    vocab, corpus = corpus_lib.apply_min_count(corpus, words, counts, 5)
+    counts = corpus_lib.token_counts(corpus, len(vocab), exclude=(0, 1))
+    keep = K.keep_probabilities(counts, 1e-3)
+    noise = np.where(counts > 0, counts**0.75, 0.0)
+    alias_prob, alias_idx = K.build_alias_table(noise)
+    programs = concurrent_programs(alpha, counts, keep, noise, objective, 5, 5, False)
+    largest = {}
+    for p in (programs, 32 * programs):
+        syn0 = W.init_vectors(len(vocab), 32, 1)
+        syn1 = np.zeros_like(syn0)
+        sim.simulate(corpus.ids, corpus.offsets, np.arange(corpus.num_sentences), syn0, syn1, keep, alias_prob,
+                     alias_idx, objective == "skipgram", 5, 5, alpha, 1e-4, 3, p, 1, False)  # fmt: skip
+        largest[p] = float(np.nan_to_num(np.abs(syn0), nan=np.inf).max())
+    assert largest[programs] < 20, largest
+    assert largest[32 * programs] > 1e3, largest
 
 
 def test_split_offsets_cuts_long_sentences_only():
