@@ -298,8 +298,8 @@ def train_word2vec(
             CUDA wheels bring it), else on the CPU; ``"cpu"`` always uses the numba kernels on ``threads``
             threads; ``"cuda"`` / ``"cuda:N"`` requires the GPU (a ``ValueError`` says why it cannot). On a
             GPU, up to 1024 Triton programs train as many sentences at once (``training/_w2v_triton.py``);
-            ``threads`` is ignored there. Either way the vectors come back as numpy/CPU tensors. With ``"auto"``, a GPU run
-            that fails warns and trains on the CPU.
+            ``threads`` is ignored there. Either way the vectors come back as numpy/CPU tensors. With
+            ``"auto"``, a GPU run that fails warns and trains on the CPU.
 
     Returns:
         ``(model, tokenizer)``: a ``Word2VecModel`` in eval mode (its ``training_stats`` attribute holds
