@@ -275,6 +275,21 @@ def test_the_chosen_concurrency_trains_where_32_times_more_diverges(objective, a
     assert largest[32 * programs] > 1e3, largest
 
 
+def test_cli_device_option(tmp_path, capsys, planted_lines):
+    from w2vformer.cli import main as cli_main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(planted_lines) + "\n")
+    out = tmp_path / "o"
+    assert cli_main(["word2vec", "train", str(corpus), "--output", str(out), "--device", "tpu", "--no-progress"]) == 2
+    assert "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'" in capsys.readouterr().err
+    assert not out.exists()
+    args = ["word2vec", "train", str(corpus), "--output", str(out), "--device", "cpu", "--min-count", "1",
+            "--epochs", "1", "--vector-size", "8", "--no-progress"]  # fmt: skip
+    assert cli_main(args) == 0
+    assert "words/s on cpu)" in capsys.readouterr().out
+
+
 def test_split_offsets_cuts_long_sentences_only():
     import numpy as np
 
