@@ -27,7 +27,7 @@ import argparse
 import time
 
 import numpy as np
-from numba import njit
+from numba import njit  # not cache=True: tests load this file by path, which numba's cache does not follow
 
 from w2vformer.training import _w2v_kernels as K
 from w2vformer.training import corpus as corpus_lib
@@ -36,17 +36,30 @@ from w2vformer.training.word2vec import init_vectors
 DEFAULT_CORPUS = "/work/shared/data/corpus-en.txt.gz"
 
 
-@njit(cache=True)
+@njit
 def _lcg(r):
     return (r * np.uint64(25214903917) + np.uint64(11)) & np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@njit(cache=True)
+@njit
 def _unif(r):
     return np.float32(r >> np.uint64(40)) * np.float32(1.0 / 16777216.0)
 
 
-@njit(cache=True)
+@njit
+def _next_position(p, pos, lo, hi, length, window, rng):
+    """Move program p to its next position and draw its reduced window [lo, hi); returns the random state.
+    ``pos[p] >= length[p]`` afterwards: the sentence is done."""
+    pos[p] += 1
+    if pos[p] < length[p]:
+        rng = _lcg(rng)
+        b = np.int64((rng >> np.uint64(16)) % np.uint64(window))
+        lo[p] = max(0, pos[p] - window + b)
+        hi[p] = min(length[p], pos[p] + window + 1 - b)
+    return rng
+
+
+@njit
 def simulate(ids, offsets, order, syn0, syn1, keep, alias_prob, alias_idx, skipgram, negative, window,
              alpha0, min_alpha, epochs, programs, seed, overwrite):  # fmt: skip
     """Train in place with ``programs`` round-robin programs and updates delayed by programs - 1 steps: added
@@ -143,26 +156,16 @@ def simulate(ids, offsets, order, syn0, syn1, keep, alias_prob, alias_idx, skipg
                     if c[p] == pos[p]:
                         c[p] += 1
                     while c[p] >= hi[p]:
-                        pos[p] += 1
+                        rng = _next_position(p, pos, lo, hi, length, window, rng)
                         if pos[p] >= length[p]:
                             break
-                        rng = _lcg(rng)
-                        b = np.int64((rng >> np.uint64(16)) % np.uint64(window))
-                        lo[p] = max(0, pos[p] - window + b)
-                        hi[p] = min(length[p], pos[p] + window + 1 - b)
                         c[p] = lo[p]
                         if c[p] == pos[p]:
                             c[p] += 1
                 else:
                     while True:
-                        pos[p] += 1
-                        if pos[p] >= length[p]:
-                            break
-                        rng = _lcg(rng)
-                        b = np.int64((rng >> np.uint64(16)) % np.uint64(window))
-                        lo[p] = max(0, pos[p] - window + b)
-                        hi[p] = min(length[p], pos[p] + window + 1 - b)
-                        if hi[p] - lo[p] > 1:
+                        rng = _next_position(p, pos, lo, hi, length, window, rng)
+                        if pos[p] >= length[p] or hi[p] - lo[p] > 1:
                             break
                 if pos[p] >= length[p]:
                     active[p] = False

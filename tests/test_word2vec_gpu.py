@@ -240,22 +240,28 @@ def test_concurrent_programs_bound_the_stale_updates_on_the_hottest_row():
     assert concurrent_programs(0.05, counts, keep, noise, "skipgram", 5, 5, False, limit=8) == 8
 
 
+@pytest.fixture(scope="module")
+def sim():
+    """bench/sim_gpu_hogwild.py, loaded once (its numba functions compile on first use, uncached)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sim_gpu_hogwild", HERE.parent / "bench" / "sim_gpu_hogwild.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("objective,alpha", [("cbow", 0.2), ("skipgram", 0.05)])
-def test_the_chosen_concurrency_trains_where_32_times_more_diverges(objective, alpha):
+def test_the_chosen_concurrency_trains_where_32_times_more_diverges(sim, objective, alpha):
     """bench/sim_gpu_hogwild.py's model of P concurrent programs (each step's update lands P - 1 steps later,
     summed) on the shipped demo corpus, 3 epochs: ``concurrent_programs``' P trains, 32 x P diverges. The
     bound has room (8 x P still trained here), and the test sees the trap it guards against."""
-    import importlib.util
-
     import numpy as np
 
     from w2vformer.training import _w2v_kernels as K
     from w2vformer.training import corpus as corpus_lib
     from w2vformer.training._w2v_triton import concurrent_programs
 
-    spec = importlib.util.spec_from_file_location("sim_gpu_hogwild", HERE.parent / "bench" / "sim_gpu_hogwild.py")
-    sim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sim)
     demo = HERE.parent / "w2vformer" / "data" / "demo-en.txt.gz"
     corpus, words, counts = corpus_lib.count_words(str(demo))
     vocab, corpus = corpus_lib.apply_min_count(corpus, words, counts, 5)
