@@ -108,11 +108,28 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit={limit!r} must be a non-negative integer or None")
 
 
+class _NoProgress:
+    """What ``progress=False`` gets: no tqdm object at all. Even a disabled tqdm takes tqdm's process-shared
+    write lock when it is made and closed; a forked writer killed while holding it (tests kill writers on
+    purpose, users kill workers) left that lock held, and the next tqdm in the parent waited forever."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
 def _progress(total: int, desc: str, progress: bool):
+    if not progress:
+        return _NoProgress()
     from tqdm.auto import tqdm
 
     # disable=None: shown on a terminal, silent in logs and tests.
-    return tqdm(total=total, desc=desc, unit="vec", unit_scale=True, disable=None if progress else True)
+    return tqdm(total=total, desc=desc, unit="vec", unit_scale=True, disable=None)
 
 
 # --------------------------------------------------------------------------------------------- checks

@@ -45,8 +45,21 @@ def _write_checkpoint(path: Path, round_: int, model=None) -> None:
         model.save_pretrained(tmp)
 
 
+def _own_tqdm_lock() -> None:
+    """Give this forked writer a tqdm write lock of its own. tqdm's default one is a process-shared semaphore
+    inherited through fork; the writer is SIGKILLed at random moments, and killed while holding it (tqdm takes
+    it to make and close every bar, disabled ones too: transformers' save_pretrained makes one), it stayed held
+    and the next bar in this test process waited forever."""
+    from tqdm import auto, std
+
+    std.TqdmDefaultWriteLock.mp_lock = multiprocessing.RLock()
+    for cls in {std.tqdm, auto.tqdm}:
+        cls.set_lock(std.TqdmDefaultWriteLock())
+
+
 def _writer_loop(kind: str, path: str, started) -> None:
     torch.set_num_threads(1)
+    _own_tqdm_lock()
     started.set()
     if kind == "vectors":
         write = _write_vectors
