@@ -51,3 +51,19 @@ def check_loss_reaches_every_parameter(model, loss: torch.Tensor, allow: tuple[s
         if p.requires_grad and not any(a in n for a in allow) and (p.grad is None or p.grad.abs().sum() == 0)
     ]
     assert not missing, f"no gradient reaches: {missing}"
+
+
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing on: ``activation_checkpointing_enable`` (transformers 5.2x) or its earlier name
+    ``gradient_checkpointing_enable`` (transformers 5.17, as on the GPU machines)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable()
+    else:
+        model.gradient_checkpointing_enable()
+
+
+def is_checkpointing(model) -> bool:
+    """``is_activation_checkpointing`` (transformers 5.2x) or ``is_gradient_checkpointing`` (earlier 5.x)."""
+    if hasattr(model, "is_activation_checkpointing"):
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing

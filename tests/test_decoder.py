@@ -35,6 +35,7 @@ from common import (
     VOCAB,
     assert_close,
     check_loss_reaches_every_parameter,
+    enable_checkpointing,
     ids_tensor,
     random_padding_mask,
     save_and_reload,
@@ -305,7 +306,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     model(ids, labels=ids).loss.backward()
     reference = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
-    model.activation_checkpointing_enable()
+    enable_checkpointing(model)
     assert model.model.layers[0].gradient_checkpointing
     out = model(ids, labels=ids, use_cache=True)
     out.loss.backward()

@@ -43,7 +43,9 @@ from common import (
     VOCAB,
     assert_close,
     check_loss_reaches_every_parameter,
+    enable_checkpointing,
     ids_tensor,
+    is_checkpointing,
     random_padding_mask,
     save_and_reload,
 )
@@ -216,8 +218,8 @@ def test_activation_checkpointing_gives_the_same_gradients():
     for checkpointing in (False, True):
         model = tiny(EncoderForMaskedLM, "bert").train()
         if checkpointing:
-            model.activation_checkpointing_enable()
-            assert model.is_activation_checkpointing
+            enable_checkpointing(model)
+            assert is_checkpointing(model)
         model(ids, labels=labels).loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name, g in grads[0].items():
@@ -342,7 +344,9 @@ def test_trainer_mlm_with_collator_bf16_and_checkpointing(tmp_path):
     model = encoder_for(tokenizer, EncoderForMaskedLM).train()
     dataset = [tokenizer(s) for s in SENTENCES]
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=0.3)
-    args = trainer_args(tmp_path, bf16=True, activation_checkpointing=True, gradient_accumulation_steps=2)
+    # the option's name in transformers 5.2x; 5.17 (the GPU machines') calls it gradient_checkpointing
+    name = "activation_checkpointing" if hasattr(TrainingArguments, "activation_checkpointing") else "gradient_checkpointing"
+    args = trainer_args(tmp_path, bf16=True, gradient_accumulation_steps=2, **{name: True})
     before = model.model.embeddings.embed_positions.weight.detach().clone()
     result = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator).train()
     assert result.global_step == 2 and math.isfinite(result.training_loss)

@@ -37,7 +37,9 @@ from common import (
     VOCAB,
     assert_close,
     check_loss_reaches_every_parameter,
+    enable_checkpointing,
     ids_tensor,
+    is_checkpointing,
     random_padding_mask,
     save_and_reload,
 )
@@ -386,8 +388,8 @@ def test_activation_checkpointing_same_gradients():
     model(input_ids, attention_mask=mask, labels=labels).loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
-    model.activation_checkpointing_enable()
-    assert model.is_activation_checkpointing
+    enable_checkpointing(model)
+    assert is_checkpointing(model)
     model(input_ids, attention_mask=mask, labels=labels).loss.backward()
     for n, p in model.named_parameters():
         assert_close(p.grad, grads[n], atol=1e-5, msg=n)

@@ -71,7 +71,10 @@ class Seq2SeqGenerationPipeline(Pipeline):
         return self.tokenizer(inputs, truncation=truncation, return_tensors="pt")
 
     def _forward(self, model_inputs, **generate_kwargs):
-        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        if hasattr(self, "_prepare_generate_kwargs"):  # transformers 5.2x: the call's parameters + the pipeline's
+            generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        elif "generation_config" not in generate_kwargs:  # earlier 5.x: the config the pipeline built at init
+            generate_kwargs["generation_config"] = self.generation_config
         output_ids = self.model.generate(**model_inputs, **generate_kwargs)  # (num_return_sequences, T)
         return {"output_ids": output_ids}
 
