@@ -21,7 +21,7 @@ import math
 
 import torch
 from torch import nn
-from transformers.cache_utils import EncoderDecoderCache
+from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "RotaryEmbedding",
     "apply_rotary_pos_emb",
     "check_input_ids",
+    "GrowableLayer",
+    "grow_in_place",
 ]
 
 
@@ -235,3 +237,91 @@ def check_input_ids(input_ids: torch.Tensor | None, vocab_size: int) -> None:
             f"(valid ids are 0..{vocab_size - 1}); check that the tokenizer matches the model, or call "
             f"model.resize_token_embeddings(len(tokenizer))"
         )
+
+
+class GrowableLayer(DynamicLayer):
+    """A ``DynamicLayer`` that appends each step's keys and values in place instead of concatenating.
+
+    transformers' ``DynamicLayer`` grows by ``torch.cat([cached, new])`` at every decoding step, so every step
+    copies the whole cache: a step with 1000 tokens cached copies 1000 keys and values per layer. This layer
+    keeps the same public state, ``keys`` and ``values`` of shape `(B, H, S, D)` holding exactly the S tokens
+    seen, as views into buffers with spare room behind them, and writes new tokens into that room. When the room
+    runs out it moves to buffers a sixteenth larger (and at least ``MIN_ROOM`` tokens larger), so appending costs
+    an amortised constant per token (16 copied a step) and the cache holds at most a sixteenth more than it
+    must, plus ``MIN_ROOM`` tokens. On CPU (hidden 256, batch 1, bench/README.md) a decoding step with 1000
+    tokens cached ran 1.14x faster than with concatenation, with 4000 tokens 1.33x, with 8000 1.60x.
+
+    Anything that replaces ``keys``/``values`` (``crop``, beam reordering, offloading, ``batch_select_indices``)
+    is picked up at the next update, which then copies once into new buffers. Tokens already returned are never
+    written again, so views handed out earlier stay valid. Where the buffers cannot be written in place (the
+    new keys need gradients, or ``torch.compile`` is tracing), it concatenates as ``DynamicLayer`` does.
+    """
+
+    MIN_ROOM = 128
+    _room = None  # (key buffer, value buffer, the keys view handed out, the values view handed out)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        """Append `(B, H, T, D)` keys and values; return all of them, `(B, H, S + T, D)`, as DynamicLayer does."""
+        if (
+            not self.is_initialized  # the first tokens: stored as DynamicLayer stores them
+            or torch.compiler.is_compiling()
+            or (torch.is_grad_enabled() and (key_states.requires_grad or value_states.requires_grad))
+            or key_states.shape[:-2] != self.keys.shape[:-2]  # (cat raises the clear error)
+            or key_states.dtype != self.keys.dtype
+            or key_states.device != self.keys.device
+        ):
+            self._room = None
+            return super().update(key_states, value_states, *args, **kwargs)
+        cached, new = self.keys.shape[-2], key_states.shape[-2]
+        room = self._room
+        if (
+            room is None
+            or room[2] is not self.keys  # replaced since the last update (crop, beam reordering, offloading, ...)
+            or room[3] is not self.values
+            or cached + new > room[0].shape[-2]
+            or (room[0].is_inference() and not torch.is_inference_mode_enabled())
+        ):
+            room = self._new_buffers(cached + new)
+        key_buffer, value_buffer = room[0], room[1]
+        key_buffer.narrow(-2, cached, new).copy_(key_states)
+        value_buffer.narrow(-2, cached, new).copy_(value_states)
+        self.keys = key_buffer.narrow(-2, 0, cached + new)
+        self.values = value_buffer.narrow(-2, 0, cached + new)
+        self._room = (key_buffer, value_buffer, self.keys, self.values)
+        return self.keys, self.values
+
+    def _new_buffers(self, needed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Buffers with room for ``needed`` tokens and a sixteenth more (at least MIN_ROOM), the cached ones copied in."""
+        cached = self.keys.shape[-2]
+        size = needed + max(self.MIN_ROOM, needed // 16)
+        buffers = []
+        for tensor in (self.keys, self.values):
+            buffer = tensor.new_empty((*tensor.shape[:-2], size, tensor.shape[-1]))
+            buffer.narrow(-2, 0, cached).copy_(tensor)
+            buffers.append(buffer)
+        return buffers[0], buffers[1]
+
+    def reset(self) -> None:
+        self._room = None
+        super().reset()
+
+
+def grow_in_place(cache) -> None:
+    """Make a ``DynamicCache`` (or the self-attention half of an ``EncoderDecoderCache``) append in place.
+
+    Swaps every plain ``DynamicLayer`` of the cache for a [`GrowableLayer`] holding the same state, and makes a
+    cache that creates its layers on first use create ``GrowableLayer`` ones. Other caches (``StaticCache``,
+    sliding-window or quantized layers, offloading caches) are left as they are. Called at the start of the decoder's
+    forward, so ``generate``'s cache and a cache the caller built both benefit.
+    """
+    if isinstance(cache, EncoderDecoderCache):
+        cache = cache.self_attention_cache
+    if not isinstance(cache, DynamicCache) or cache.offloading or torch.compiler.is_compiling():
+        return
+    if cache.layer_class_to_replicate is DynamicLayer:
+        cache.layer_class_to_replicate = GrowableLayer
+    for i, layer in enumerate(cache.layers):
+        if type(layer) is DynamicLayer:
+            grown = GrowableLayer.__new__(GrowableLayer)
+            grown.__dict__.update(layer.__dict__)
+            cache.layers[i] = grown

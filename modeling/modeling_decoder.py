@@ -37,7 +37,8 @@ from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from .attention import MultiHeadAttention, RotaryEmbedding, check_input_ids, sinusoidal_position_encoding
+from .attention import (MultiHeadAttention, RotaryEmbedding, check_input_ids, grow_in_place,
+                        sinusoidal_position_encoding)
 from .configuration_decoder import DecoderConfig
 
 __all__ = ["DecoderPreTrainedModel", "DecoderModel", "DecoderForCausalLM"]
@@ -229,6 +230,7 @@ class DecoderModel(DecoderPreTrainedModel):
 
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
+        grow_in_place(past_key_values)  # append new keys/values in place, not by concatenating the cache
         past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
         if position_ids is None:
             position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen

@@ -44,7 +44,8 @@ from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .attention import MultiHeadAttention, RotaryEmbedding, check_input_ids, sinusoidal_position_encoding
+from .attention import (MultiHeadAttention, RotaryEmbedding, check_input_ids, grow_in_place,
+                        sinusoidal_position_encoding)
 from .configuration_seq2seq import Seq2SeqConfig
 
 
@@ -380,6 +381,7 @@ class Seq2SeqDecoder(Seq2SeqPreTrainedModel):
 
         if use_cache and past_key_values is None:
             past_key_values = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        grow_in_place(past_key_values)  # append new keys/values in place, not by concatenating the cache
         past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
         # no mask (what generate passes): positions are past_length + 0..T-1, and the causal mask needs no padding mask
         position_ids = position_ids_from_mask(attention_mask, past_length, inputs_embeds.shape[1], inputs_embeds.device)
