@@ -25,9 +25,15 @@ from w2vformer.modeling.attention import GrowableLayer, grow_in_place
 B, H, D = 3, 2, 5
 
 
+@pytest.fixture(autouse=True)
+def in_place_from_the_start(monkeypatch):
+    """Append in place however small the cache (by default, caches under 1 MiB a tensor are concatenated)."""
+    monkeypatch.setattr(GrowableLayer, "MIN_BYTES", 0)
+
+
 @pytest.fixture
 def small_room(monkeypatch):
-    """Buffers with room for 2 more tokens (plus needed // 16): outgrown every other step."""
+    """Buffers with room for 2 more tokens (a 32nd of a short cache is less): outgrown every other step."""
     monkeypatch.setattr(GrowableLayer, "MIN_ROOM", 2)
 
 
@@ -54,8 +60,21 @@ def test_appends_equal_dynamic_layer_and_never_rewrite_returned_tokens(monkeypat
         handed_out.append((got[0], got[0].clone()))
     for view, then in handed_out:
         assert torch.equal(view, then)
-    # in place: the last appends wrote into the same buffer as the ones before (room for 40 + a sixteenth > 1)
+    # in place: the last two appends went into the buffer made for the 40 (a 32nd of 68 tokens: room for 2)
     assert grown.keys.untyped_storage().data_ptr() == handed_out[-2][0].untyped_storage().data_ptr()
+
+
+def test_small_caches_are_concatenated_until_min_bytes(monkeypatch):
+    monkeypatch.setattr(GrowableLayer, "MIN_BYTES", 10 * B * H * D * 4)  # 10 tokens of float32
+    grown, plain = GrowableLayer(), DynamicLayer()
+    in_place = []
+    for step in range(14):
+        k, v = kv(4 if step == 0 else 1, step)
+        grown.update(k, v), plain.update(k, v)
+        assert_same_layer(grown, plain)
+        in_place.append(grown._room is not None)
+    # the first 4 tokens, then appends to 4, 5, ... 9 cached tokens: concatenated; to 10 and more: in place
+    assert in_place == [False] * 7 + [True] * 7
 
 
 @pytest.mark.parametrize("min_room", [2, 128])
