@@ -309,6 +309,22 @@ def bench_flatness(a, rows):
     rows.append(("generate", f"decoder step with ~{long} tokens cached, B=1, dynamic cache",
                  f"{window / t_o:,.0f} tok/s", f"{window / t_s:,.0f} tok/s", ratio, ""))
     print_row(rows[-1])
+    # the same model with its cache appending in place and concatenating (GrowableLayer.MIN_BYTES = inf)
+    from w2vformer.modeling.attention import GrowableLayer
+
+    default = GrowableLayer.MIN_BYTES
+    in_place, concatenating = decode_steps(ours, long, window, a), decode_steps(ours, long, window, a)
+    setups = in_place.setup, concatenating.setup
+    in_place.setup = lambda: (setattr(GrowableLayer, "MIN_BYTES", default), setups[0]())
+    concatenating.setup = lambda: (setattr(GrowableLayer, "MIN_BYTES", float("inf")), setups[1]())
+    try:
+        t_i, t_c, ratio = interleaved(in_place, concatenating, max(a.repeats, 5), a.device)
+    finally:
+        GrowableLayer.MIN_BYTES = default
+    rows.append(("generate", f"decoder step with ~{long} tokens cached, B=1: ours appending in place (ours) "
+                 f"against ours concatenating as DynamicLayer (stock column)",
+                 f"{window / t_i:,.0f} tok/s", f"{window / t_c:,.0f} tok/s", ratio, ""))
+    print_row(rows[-1])
 
 
 def add_flatness_row(rows, how: str, late: int, result: dict):
@@ -439,7 +455,7 @@ def memory_worker(task: tuple, a) -> tuple[int, bool]:
     def workload(size: int, tokens: int, new_tokens: int):
         if kind == "train":
             step(make_batch(family, max(1, a.train_tokens // tokens), tokens, a.vocab, a.device))
-        elif kind == "generate":
+        elif kind in ("generate", "generate-long"):
             with torch.no_grad():
                 model.generate(**generation_inputs(family, size, a), **generate_kwargs(family, new_tokens))
         else:  # long forward, batch 1, no padding mask
@@ -458,15 +474,16 @@ def memory_worker(task: tuple, a) -> tuple[int, bool]:
 
     workload(1, 8, 2)  # warm-up
     gc.collect()
+    new_tokens = a.flat_steps if kind == "generate-long" else a.new_tokens
     if a.device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        workload(size, size, a.new_tokens)
+        workload(size, size, new_tokens)
         return torch.cuda.max_memory_allocated() - base, True
     base = _rss_bytes()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    workload(size, size, a.new_tokens)
+    workload(size, size, new_tokens)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return peak - base, peak > before
 
@@ -532,6 +549,11 @@ def bench_memory(a, rows):
             rows.append(("memory", f"{family} ({STOCK_NAMES[family]}) generate peak, B={batch_size}, "
                          f"{a.new_tokens} new", mib(o), mib(s), s / o, mark(exact)))
             print_row(rows[-1])
+    if "decoder" in a.families:  # a long generation: the cache dominates (ours keeps spare room in it)
+        o, s, exact = run.pair("generate-long", "decoder", "sdpa", 1)
+        rows.append(("memory", f"decoder (GPT-2) generate peak, B=1, {a.flat_steps} new", mib(o), mib(s), s / o,
+                     mark(exact)))
+        print_row(rows[-1])
     if "decoder" not in a.families:
         return
     peaks = {}
