@@ -2,8 +2,8 @@
 
 It must behave exactly like transformers' ``DynamicLayer``: the same keys and values after any sequence of
 appends, crops, beam reorderings and batch edits; views handed out earlier never change; autograd still works;
-and generation gives the stock GPT-2 and BART tokens while the buffers are outgrown at nearly every step
-(``MIN_ROOM`` lowered to 2).
+and generation (greedy, beam, sampling, assisted and prompt-lookup decoding) gives the stock GPT-2 and BART
+tokens while the buffers are outgrown at nearly every step (``MIN_ROOM`` lowered to 2).
 """
 
 from __future__ import annotations
@@ -181,6 +181,17 @@ def test_decoder_generations_equal_stock_gpt2_while_outgrowing_buffers(small_roo
         out = ours.generate(ids, **common, **kwargs, return_dict_in_generate=True)
         assert torch.equal(out.sequences, expected), kwargs
         assert all(type(layer) is GrowableLayer for layer in out.past_key_values.layers)
+    # assisted and prompt-lookup decoding crop the cache after rejected guesses; sampling with several sequences
+    one = dict(max_new_tokens=15, min_new_tokens=15, pad_token_id=0, eos_token_id=None)
+    assistant = gpt2.from_stock(stock_gpt2("relu_2_heads", seed=1))
+    expected = stock.generate(ids[:1], do_sample=False, **one)
+    for kwargs in (dict(assistant_model=assistant), dict(prompt_lookup_num_tokens=3)):
+        assert torch.equal(ours.generate(ids[:1], do_sample=False, **one, **kwargs), expected), kwargs
+    sampled = []
+    for model in (stock, ours):
+        torch.manual_seed(0)
+        sampled.append(model.generate(ids, attention_mask=mask, do_sample=True, num_return_sequences=3, **one))
+    assert torch.equal(*sampled)
     # a forward on a cache built by the caller, continued step by step, equals one forward over everything
     full = ours(ids, attention_mask=mask).logits
     cache = DynamicCache()
