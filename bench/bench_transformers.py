@@ -261,7 +261,8 @@ def decode_steps(model, cache_len: int, steps: int, a, static_len: int | None = 
     ids = make_batch("decoder", 1, cache_len + 1, a.vocab, a.device, labels=False)["input_ids"]
     cache = StaticCache(config=model.config, max_cache_len=static_len) if static_len else None
     with torch.no_grad():
-        prefilled = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
+        prefilled = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True,
+                          logits_to_keep=1).past_key_values
     token = ids[:, -1:]
     mask_len = static_len or cache_len + steps  # a static cache's mask covers every slot
     masks = [torch.zeros(1, mask_len, dtype=torch.long, device=a.device) for _ in range(steps)]

@@ -251,11 +251,11 @@ class GrowableLayer(DynamicLayer):
     plus ``MIN_ROOM`` tokens.
 
     A cache under ``MIN_BYTES`` (1 MiB) a tensor is concatenated as ``DynamicLayer`` does: on CPU, 128-token
-    generations (caches of ~150 KB) ran 2.5% slower appending in place than concatenating. Anything that replaces ``keys``/``values`` (``crop``, beam
-    reordering, offloading, ``batch_select_indices``) is picked up at the next update, which then copies once
-    into new buffers. Tokens already returned are never written again, so views handed out earlier stay valid.
-    Where the buffers cannot be written in place (the new keys need gradients, or ``torch.compile`` is
-    tracing), it concatenates.
+    generations (caches of ~150 KB) ran 2.5% slower appending in place than concatenating. Anything that
+    replaces ``keys``/``values`` (``crop``, beam reordering, offloading, ``batch_select_indices``) is picked up
+    at the next update, which then copies once into new buffers. Tokens already returned are never written
+    again, so views handed out earlier stay valid. Where the buffers cannot be written in place (the new keys
+    need gradients, or ``torch.compile`` is tracing), it concatenates.
     """
 
     MIN_ROOM = 16
@@ -327,8 +327,8 @@ def grow_in_place(cache) -> None:
 
     Swaps every plain ``DynamicLayer`` of the cache for a [`GrowableLayer`] holding the same state, and makes a
     cache that creates its layers on first use create ``GrowableLayer`` ones. Other caches (``StaticCache``,
-    sliding-window or quantized layers, offloading caches) are left as they are. Called at the start of the decoder's
-    forward, so ``generate``'s cache and a cache the caller built both benefit.
+    sliding-window or quantized layers, offloading caches) are left as they are. Called at the start of the
+    decoder's forward, so ``generate``'s cache and a cache the caller built both benefit.
     """
     if isinstance(cache, EncoderDecoderCache):
         cache = cache.self_attention_cache
