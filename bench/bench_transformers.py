@@ -287,12 +287,13 @@ def decode_steps(model, cache_len: int, steps: int, a, static_len: int | None = 
         prefilled = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True,
                           logits_to_keep=1).past_key_values
     token = ids[:, -1:]
-    mask_len = static_len or cache_len + steps  # a static cache's mask covers every slot
-    masks = [torch.zeros(1, mask_len, dtype=torch.long, device=a.device) for _ in range(steps)]
-    for i, mask in enumerate(masks):
-        mask[:, :cache_len + i + 1] = 1
-    if not static_len:
-        masks = [mask[:, :cache_len + i + 1] for i, mask in enumerate(masks)]
+
+    def mask(seen: int):  # ones for the tokens seen; a static cache's mask covers every slot
+        m = torch.zeros(1, static_len or seen, dtype=torch.long, device=a.device)
+        m[:, :seen] = 1
+        return m
+
+    masks = [mask(cache_len + i + 1) for i in range(steps)]
     positions = [torch.full((1, 1), cache_len + i, device=a.device) for i in range(steps)]
     state = {}
 
