@@ -17,6 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import CompileConfig
 
 from tests.common import HIDDEN, INTERMEDIATE, VOCAB, ids_tensor
+from w2vformer.modeling.attention import GrowableLayer
 from w2vformer.modeling.configuration_decoder import DecoderConfig
 from w2vformer.modeling.configuration_encoder import EncoderConfig
 from w2vformer.modeling.configuration_seq2seq import Seq2SeqConfig
@@ -120,15 +121,13 @@ def test_seq2seq_generate_encodes_once_and_feeds_one_token_per_step():
     assert head == [(batch, 1, HIDDEN)] * new
 
 
-def parameter_objects_built(fn) -> int:
-    """How many ``inspect.Parameter`` objects ``fn()`` creates (each signature built from code makes one per argument)."""
-    init = inspect.Parameter.__init__.__code__
+def python_calls(fn, code=None) -> int:
+    """How many Python function calls ``fn()`` makes (only those of ``code``, a function's code object, if given)."""
     count = 0
 
     def profile(frame, event, arg):
         nonlocal count
-        if event == "call" and frame.f_code is init:
-            count += 1
+        count += event == "call" and (code is None or frame.f_code is code)
 
     sys.setprofile(profile)
     try:
@@ -136,6 +135,11 @@ def parameter_objects_built(fn) -> int:
     finally:
         sys.setprofile(None)
     return count
+
+
+def parameter_objects_built(fn) -> int:
+    """How many ``inspect.Parameter`` objects ``fn()`` creates (each signature built from code makes one per argument)."""
+    return python_calls(fn, inspect.Parameter.__init__.__code__)
 
 
 @pytest.mark.parametrize("family", ["decoder", "seq2seq"])
@@ -158,6 +162,70 @@ def test_auto_class_registration_adds_no_per_step_work(family, monkeypatch):
     monkeypatch.setattr(type(model), "_auto_class", None)
     assert not model.is_remote_code()
     assert registered == per_six_tokens(), "a registered model rebuilds forward's signature at every step"
+
+
+class StepWork(TorchDispatchMode):
+    """Records the tensor operators a call runs and how many elements they write (the outputs of operators
+    that are not views; an in-place copy counts the elements it writes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops, self.written = [], 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.ops.append(str(func))
+        if not func.is_view:
+            self.written += sum(t.numel() for t in (out if isinstance(out, (tuple, list)) else (out,))
+                                if isinstance(t, torch.Tensor))
+        return out
+
+
+def decoding_step_work(model, cached: int, batch: int = 2) -> dict:
+    """Python calls, tensor operators and elements written by one decoding step with ``cached`` tokens in the
+    dynamic cache, as ``generate`` runs it (one new token, an all-ones attention mask). The step before it runs
+    first, so a cache that appends in place has already moved into its buffers."""
+    ids = ids_tensor((batch, cached + 1), low=4, seed=cached)
+    mask = torch.ones_like(ids)
+
+    def cache_before_the_step():
+        with torch.no_grad():
+            cache = model(input_ids=ids[:, : cached - 1], attention_mask=mask[:, : cached - 1],
+                          use_cache=True).past_key_values
+            model(input_ids=ids[:, cached - 1 : cached], attention_mask=mask[:, :cached], past_key_values=cache,
+                  use_cache=True)
+        return cache
+
+    def step(cache):
+        with torch.no_grad():
+            model(input_ids=ids[:, -1:], attention_mask=mask, past_key_values=cache, use_cache=True)
+
+    cache = cache_before_the_step()
+    calls = python_calls(lambda: step(cache))
+    cache = cache_before_the_step()
+    with StepWork() as work:
+        step(cache)
+    assert cache.get_seq_length() == cached + 1
+    return {"python calls": calls, "operators": work.ops, "elements written": work.written}
+
+
+def test_decoding_step_work_does_not_grow_with_the_cache(monkeypatch):
+    """A decoding step with 301 tokens cached runs the same Python calls and tensor operators as one with 9
+    cached. With the cache appending in place it writes one element more per cached token and sequence: the
+    attention mask `(B, S)` that generate passes, converted to bool by transformers' mask builder, as in every
+    transformers model; nothing of the cache is copied. Only attention's reads of the cached keys and values
+    grow with the length. Concatenating (as transformers' ``DynamicLayer`` does, and ours below
+    ``GrowableLayer.MIN_BYTES``) writes the whole cache again at every step, and the probe sees exactly that."""
+    model = tiny_decoder()
+    layers, batch, short, long_ = model.config.num_hidden_layers, 2, 9, 301
+    mask_growth = batch * (long_ - short)
+    cache_growth = layers * 2 * batch * HIDDEN * (long_ - short)  # keys and values of every layer
+    for min_bytes, growth in ((0, mask_growth), (float("inf"), mask_growth + cache_growth)):
+        monkeypatch.setattr(GrowableLayer, "MIN_BYTES", min_bytes)
+        work = {n: decoding_step_work(model, n, batch) for n in (short, long_)}
+        for key in ("python calls", "operators"):
+            assert work[long_][key] == work[short][key], (min_bytes, key)
+        assert work[long_]["elements written"] - work[short]["elements written"] == growth, min_bytes
 
 
 # ------------------------------------------------------------------------------------ compile
