@@ -250,8 +250,9 @@ class GrowableLayer(DynamicLayer):
     an amortised 32 tokens a step instead of all of them, and the cache holds at most a 32nd more than it must,
     plus ``MIN_ROOM`` tokens.
 
-    A cache under ``MIN_BYTES`` (1 MiB) a tensor is concatenated as ``DynamicLayer`` does: on CPU, 128-token
-    generations (caches of ~150 KB) ran 2.5% slower appending in place than concatenating. Anything that
+    A cache under ``MIN_BYTES`` (256 KiB) a tensor is concatenated as ``DynamicLayer`` does: on CPU, appending in
+    place from the first token made 128-token generations (caches of ~150 KB) 1-2.5% slower, and paid from
+    ~256 KiB on (decoding steps 1.5-5% faster there, 3-10% at 1 MiB; bench/bench_transformers.py). Anything that
     replaces ``keys``/``values`` (``crop``, beam reordering, offloading, ``batch_select_indices``) is picked up
     at the next update, which then copies once into new buffers. Tokens already returned are never written
     again, so views handed out earlier stay valid. Where the buffers cannot be written in place (the new keys
@@ -259,7 +260,7 @@ class GrowableLayer(DynamicLayer):
     """
 
     MIN_ROOM = 16
-    MIN_BYTES = 1 << 20  # a smaller cache is concatenated: copying it is cheap and leaves it in the CPU's cache
+    MIN_BYTES = 1 << 18  # a smaller cache is concatenated: copying it costs less than appending in place
     _room = None  # (key buffer, value buffer, the keys view handed out, the values view handed out)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):

@@ -27,7 +27,7 @@ B, H, D = 3, 2, 5
 
 @pytest.fixture(autouse=True)
 def in_place_from_the_start(monkeypatch):
-    """Append in place however small the cache (by default, caches under 1 MiB a tensor are concatenated)."""
+    """Append in place however small the cache (by default, caches under 256 KiB a tensor are concatenated)."""
     monkeypatch.setattr(GrowableLayer, "MIN_BYTES", 0)
 
 
