@@ -13,8 +13,11 @@ other processes hits both alike; the ratio reported is the median of the per-rep
 
 Sections (``--only``):
     train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel
-    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s; and the cost of a
-              decoding step at step ~1000 against step ~10 (dynamic and static cache)
+    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s; the cost of a
+              decoding step at step ~1000 against step ~10 (dynamic and static cache), what the extra time
+              goes to (torch.profiler) and the least it can be (attention alone over the cache read from
+              memory); steps with ~4000 tokens cached; ours appending in place against ours concatenating
+              at four lengths
     memory    peak memory of a training step and of generation; a long decoder forward (sdpa, no grad) in
               bytes/token, and eager's growth from 2048 to 4096 tokens (quadratic: x4) against sdpa's (x2).
               On CPU each measurement runs in a fresh process forked from a fork server that has torch
@@ -327,6 +330,17 @@ def bench_flatness(a, rows):
                 decode_steps(model, PROMPT + late, window, a, static_len), max(a.repeats, 5), a.device)
             result[name] = (t_early / window, t_late / window, 1 / late_over_early)
         add_flatness_row(rows, f"{cache} cache", late, result)
+        if cache == "dynamic":
+            runs = {(name, when): decode_steps(model, PROMPT + n, window, a)
+                    for name, model in (("ours", ours), ("stock", stock)) for when, n in (("early", 10), ("late", late))}
+            add_costs_row(rows, late, op_costs(runs, window, max(a.repeats, 5), a.device))
+            floor = attention_floor(a, PROMPT + 10, PROMPT + late, max(a.repeats, 5))
+            cells = [f"+{1e6 * floor:,.0f} us: flatness <= {result[m][0] / (result[m][0] + floor):.2f}"
+                     for m in ("ours", "stock")]
+            rows.append(("generate", f"decoder step ~10 -> ~{late}, B=1: the least extra time a step can take "
+                         f"(attention alone over {a.layers} layers' cached keys and values, read from memory) "
+                         f"and the flatness that allows", *cells, None, ""))
+            print_row(rows[-1])
     # a long generation: steps with ~4x as many tokens cached, ours against stock (dynamic cache, as generate uses)
     long = PROMPT + 4 * late
     t_o, t_s, ratio = interleaved(decode_steps(ours, long, window, a), decode_steps(stock, long, window, a),
@@ -334,22 +348,26 @@ def bench_flatness(a, rows):
     rows.append(("generate", f"decoder step with ~{long} tokens cached, B=1, dynamic cache",
                  f"{window / t_o:,.0f} tok/s", f"{window / t_s:,.0f} tok/s", ratio, ""))
     print_row(rows[-1])
-    # the same model with its cache appending in place and concatenating (GrowableLayer.MIN_BYTES = inf)
+    # the same model with its cache appending in place and concatenating, at several lengths: where appending in
+    # place starts to pay is what GrowableLayer.MIN_BYTES is set from (0: always in place, inf: always cat)
     from w2vformer.modeling.attention import GrowableLayer
 
     default = GrowableLayer.MIN_BYTES
-    in_place, concatenating = decode_steps(ours, long, window, a), decode_steps(ours, long, window, a)
-    setups = in_place.setup, concatenating.setup
-    in_place.setup = lambda: (setattr(GrowableLayer, "MIN_BYTES", default), setups[0]())
-    concatenating.setup = lambda: (setattr(GrowableLayer, "MIN_BYTES", float("inf")), setups[1]())
     try:
-        t_i, t_c, ratio = interleaved(in_place, concatenating, max(a.repeats, 5), a.device)
+        for cached in sorted({PROMPT + 48, PROMPT + late // 4, PROMPT + late, long}):
+            in_place, concatenating = decode_steps(ours, cached, window, a), decode_steps(ours, cached, window, a)
+            setups = in_place.setup, concatenating.setup
+            in_place.setup = lambda s=setups[0]: (setattr(GrowableLayer, "MIN_BYTES", 0), s())
+            concatenating.setup = lambda s=setups[1]: (setattr(GrowableLayer, "MIN_BYTES", float("inf")), s())
+            t_i, t_c, ratio = interleaved(in_place, concatenating, max(a.repeats, 5), a.device)
+            key_bytes = cached * a.hidden * a.torch_dtype.itemsize
+            rows.append(("generate", f"decoder step with ~{cached} tokens cached ({key_bytes / 1024:,.0f} KiB of keys "
+                         f"a layer), B=1: ours appending in place (ours) against ours concatenating as "
+                         f"DynamicLayer (stock column)", f"{window / t_i:,.0f} tok/s", f"{window / t_c:,.0f} tok/s",
+                         ratio, ""))
+            print_row(rows[-1])
     finally:
         GrowableLayer.MIN_BYTES = default
-    rows.append(("generate", f"decoder step with ~{long} tokens cached, B=1: ours appending in place (ours) "
-                 f"against ours concatenating as DynamicLayer (stock column)",
-                 f"{window / t_i:,.0f} tok/s", f"{window / t_c:,.0f} tok/s", ratio, ""))
-    print_row(rows[-1])
 
 
 def add_flatness_row(rows, how: str, late: int, result: dict):
@@ -358,6 +376,81 @@ def add_flatness_row(rows, how: str, late: int, result: dict):
     verdict = "yes" if flat >= 0.9 else "NO"
     rows.append(("generate", f"decoder step ~10 -> ~{late}, B=1, {how} (flat if >= 0.90: {verdict})",
                  cells[0], cells[1], flat / result["stock"][2], ""))
+    print_row(rows[-1])
+
+
+def attention_floor(a, early: int, late: int, repeats: int) -> float:
+    """Seconds a decoding step must spend on attention with ``late`` tokens cached beyond what it spends with
+    ``early``: ``scaled_dot_product_attention`` of one query over every layer's cached keys and values, and
+    nothing else, with the caches flushed first (a 128 MiB write, more than the processor's last-level cache),
+    as a step finds them after the weights of the whole model went through the cache. The least over
+    ``repeats`` rounds of each: load from elsewhere only ever adds time."""
+    import torch
+    import torch.nn.functional as F
+
+    head_dim = a.hidden // a.heads
+    query = torch.randn(1, a.heads, 1, head_dim, device=a.device, dtype=a.torch_dtype)
+    flush = torch.zeros(32 << 20, device=a.device)
+    times = {}
+    for length in (early, late):
+        cached = [(torch.randn(1, a.heads, length, head_dim, device=a.device, dtype=a.torch_dtype),
+                   torch.randn(1, a.heads, length, head_dim, device=a.device, dtype=a.torch_dtype))
+                  for _ in range(a.layers)]
+        samples = []
+        for _ in range(repeats + 1):
+            flush.add_(1.0)
+            sync(a.device)
+            t0 = time.perf_counter()
+            for keys, values in cached:
+                F.scaled_dot_product_attention(query, keys, values)
+            sync(a.device)
+            samples.append(time.perf_counter() - t0)
+        times[length] = min(samples[1:])
+    return times[late] - times[early]
+
+
+def op_costs(runs: dict, steps: int, repeats: int, device: str) -> dict:
+    """Microseconds per decoding step under ``torch.profiler``: the wall clock, and the self time (the operator's
+    own work, not what it calls; on CUDA, the device time of the kernels it launched) of attention's kernel, of ``aten::cat`` (the
+    cache's concatenation) and of the matrix products (``addmm``, ``mm``: the linear layers and the head). For
+    each of ``runs`` ({name: run}, set up off the clock), the least over ``repeats`` rounds (load from elsewhere
+    only ever adds time), the runs taking turns within a round after one unrecorded warm-up round."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    samples = {name: {"wall": [], "attention": [], "cat": [], "matmul": []} for name in runs}
+    for r in range(repeats + 1):
+        for name, run in runs.items():
+            run.setup()
+            with profile(activities=activities) as prof:
+                t0 = time.perf_counter()
+                run()
+                sync(device)
+                wall = time.perf_counter() - t0
+            own = {e.key: e.self_device_time_total if cuda else e.self_cpu_time_total for e in prof.key_averages()}
+            if r:
+                samples[name]["wall"].append(1e6 * wall / steps)
+                samples[name]["attention"].append(sum(t for k, t in own.items() if k.startswith("aten::")
+                                                      and ("scaled_dot_product" in k or "flash" in k)) / steps)
+                samples[name]["cat"].append(own.get("aten::cat", 0.0) / steps)
+                samples[name]["matmul"].append((own.get("aten::addmm", 0.0) + own.get("aten::mm", 0.0)) / steps)
+    return {name: {k: min(v) for k, v in got.items()} for name, got in samples.items()}
+
+
+def add_costs_row(rows, late: int, costs: dict):
+    """Where the extra time of a step at ~``late`` tokens cached goes, against a step at ~10, all measured under
+    the profiler (its overhead is the same at both lengths: the steps run the same operators). The matrix
+    products do the same work at both lengths: what they gain is the time their weights take to come back into
+    the processor's cache after the cached keys and values went through it."""
+    cells = []
+    for name in ("ours", "stock"):
+        extra = {k: costs[name, "late"][k] - costs[name, "early"][k] for k in ("attention", "cat", "matmul")}
+        wall = costs[name, "late"]["wall"] - costs[name, "early"]["wall"]
+        cells.append(f"+{wall:,.0f} us: attention {extra['attention']:+,.0f}, cat {extra['cat']:+,.0f}, "
+                     f"matmul {extra['matmul']:+,.0f}, rest {wall - sum(extra.values()):+,.0f}")
+    rows.append(("generate", f"decoder step ~10 -> ~{late}, B=1, dynamic cache: what a step's extra time is spent "
+                 f"on (operators: torch.profiler self time)", cells[0], cells[1], None, ""))
     print_row(rows[-1])
 
 
