@@ -284,11 +284,13 @@ def decode_steps(model, cache_len: int, steps: int, a, static_len: int | None = 
     import torch
     from transformers import StaticCache
 
+    from w2vformer.modeling.attention import CACHE_NAME  # `past_key_values` before transformers 5.24, then `cache`
+
     ids = make_batch("decoder", 1, cache_len + 1, a.vocab, a.device, labels=False)["input_ids"]
     cache = StaticCache(config=model.config, max_cache_len=static_len) if static_len else None
     with torch.no_grad():
-        prefilled = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True,
-                          logits_to_keep=1).past_key_values
+        prefilled = getattr(model(input_ids=ids[:, :-1], use_cache=True, logits_to_keep=1, **{CACHE_NAME: cache}),
+                            CACHE_NAME)
     token = ids[:, -1:]
 
     def mask(seen: int):  # ones for the tokens seen; a static cache's mask covers every slot
@@ -306,8 +308,8 @@ def decode_steps(model, cache_len: int, steps: int, a, static_len: int | None = 
     def run():
         with torch.no_grad():
             for mask, position in zip(masks, positions):
-                model(input_ids=token, attention_mask=mask, position_ids=position, past_key_values=state["cache"],
-                      use_cache=True, logits_to_keep=1)
+                model(input_ids=token, attention_mask=mask, position_ids=position, use_cache=True, logits_to_keep=1,
+                      **{CACHE_NAME: state["cache"]})
 
     run.setup = setup
     return run

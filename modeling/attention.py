@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache, DynamicLayer, EncoderDecoderCache
+from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 __all__ = [
@@ -33,7 +34,26 @@ __all__ = [
     "check_input_ids",
     "GrowableLayer",
     "grow_in_place",
+    "CACHE_NAME",
+    "pick_cache",
 ]
+
+# transformers 5.24 renamed the KV cache from `past_key_values` to `cache`: the keyword `generate` passes to
+# forward, the field of the outputs, the keyword of the mask builders and the one `GradientCheckpointingLayer`
+# clears. The models take either name and speak the installed library's: ``**{CACHE_NAME: cache}``.
+CACHE_NAME = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def pick_cache(cache, past_key_values):
+    """The KV cache passed as `cache` or as `past_key_values` (its name before transformers 5.24)."""
+    if past_key_values is None:
+        return cache
+    if cache is not None:
+        raise ValueError(
+            "got a KV cache both as `cache` and as `past_key_values` (its name before transformers 5.24); "
+            "pass it once, as `cache`"
+        )
+    return past_key_values
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -106,7 +126,7 @@ class MultiHeadAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         key_value_states: torch.Tensor | None = None,
-        past_key_values=None,
+        cache=None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -114,8 +134,8 @@ class MultiHeadAttention(nn.Module):
             hidden_states (`torch.Tensor` of shape `(B, T, C)`): the queries' token vectors.
             attention_mask: additive mask for `(B, 1, T, S)` (or whatever the chosen kernel takes).
             key_value_states (`torch.Tensor` of shape `(B, S, C)`, *optional*): encoder output for cross-attention.
-            past_key_values: a transformers ``Cache`` (``DynamicCache``/``StaticCache``, or
-                ``EncoderDecoderCache`` in a seq2seq decoder).
+            cache: a transformers ``Cache`` (``DynamicCache``/``StaticCache``, or ``EncoderDecoderCache`` in a
+                seq2seq decoder), updated in place.
             position_embeddings: rotary ``(cos, sin)``, each `(B, T, D)`, applied to Q and K of self-attention.
 
         Returns:
@@ -125,16 +145,16 @@ class MultiHeadAttention(nn.Module):
         hidden_shape = (*hidden_states.shape[:-1], -1, self.head_dim)
         query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)  # (B, H, T, D)
 
-        cache = past_key_values
+        part = cache  # the (part of the) cache this attention reads and appends to
         reuse_cross = False
-        if isinstance(past_key_values, EncoderDecoderCache):
-            cache = past_key_values.cross_attention_cache if is_cross else past_key_values.self_attention_cache
-            reuse_cross = is_cross and past_key_values.is_updated.get(self.layer_idx, False)
+        if isinstance(cache, EncoderDecoderCache):
+            part = cache.cross_attention_cache if is_cross else cache.self_attention_cache
+            reuse_cross = is_cross and cache.is_updated.get(self.layer_idx, False)
 
         if reuse_cross:
             # the encoder output does not change while generating: its K and V were computed at step one
-            key = cache.layers[self.layer_idx].keys
-            value = cache.layers[self.layer_idx].values
+            key = part.layers[self.layer_idx].keys
+            value = part.layers[self.layer_idx].values
         else:
             source = key_value_states if is_cross else hidden_states
             kv_shape = (*source.shape[:-1], -1, self.head_dim)
@@ -142,10 +162,10 @@ class MultiHeadAttention(nn.Module):
             value = self.v_proj(source).view(kv_shape).transpose(1, 2)
             if position_embeddings is not None and not is_cross:
                 query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
-            if cache is not None:
-                key, value = cache.update(key, value, self.layer_idx)
+            if part is not None:
+                key, value = part.update(key, value, self.layer_idx)
                 if is_cross:
-                    past_key_values.is_updated[self.layer_idx] = True
+                    cache.is_updated[self.layer_idx] = True
 
         attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward

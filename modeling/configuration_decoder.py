@@ -58,7 +58,7 @@ class DecoderConfig(PreTrainedConfig):
     """
 
     model_type = "w2vformer_decoder"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache is named `cache` from transformers 5.24
 
     vocab_size: int = 30000
     hidden_size: int = 512

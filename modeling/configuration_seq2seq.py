@@ -57,7 +57,7 @@ class Seq2SeqConfig(PreTrainedConfig):
     """
 
     model_type = "w2vformer_seq2seq"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache is named `cache` from transformers 5.24
     # utilities that know a single depth read the encoder's (as in BART); generate's cache reads
     # `decoder_layers` through `get_text_config(decoder=True)`
     attribute_map = {"num_hidden_layers": "encoder_layers"}

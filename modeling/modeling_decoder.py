@@ -37,8 +37,8 @@ from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from .attention import (MultiHeadAttention, RotaryEmbedding, check_input_ids, grow_in_place,
-                        sinusoidal_position_encoding)
+from .attention import (CACHE_NAME, MultiHeadAttention, RotaryEmbedding, check_input_ids, grow_in_place,
+                        pick_cache, sinusoidal_position_encoding)
 from .configuration_decoder import DecoderConfig
 
 __all__ = ["DecoderPreTrainedModel", "DecoderModel", "DecoderForCausalLM"]
@@ -81,6 +81,7 @@ class DecoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
@@ -88,12 +89,13 @@ class DecoderLayer(GradientCheckpointingLayer):
             hidden_states (`torch.Tensor` of shape `(B, T, C)`).
             attention_mask: causal (+ padding) mask from ``create_causal_mask``, in the attention kernel's format.
             position_embeddings: rotary ``(cos, sin)`` of shape `(B, T, D)` each, or None.
-            past_key_values: the KV cache, updated in place.
+            cache: the KV cache, updated in place (``past_key_values``: its name before transformers 5.24, the
+                name ``GradientCheckpointingLayer`` clears there).
 
         Returns:
             `torch.Tensor` of shape `(B, T, C)`.
         """
-        attn_kwargs = dict(attention_mask=attention_mask, past_key_values=past_key_values,
+        attn_kwargs = dict(attention_mask=attention_mask, cache=pick_cache(cache, past_key_values),
                            position_embeddings=position_embeddings, **kwargs)
         if self.norm_position == "pre":
             # Self Attention
@@ -124,7 +126,7 @@ class DecoderPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["DecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -198,9 +200,10 @@ class DecoderModel(DecoderPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPast:
         r"""Args:
@@ -211,7 +214,8 @@ class DecoderModel(DecoderPreTrainedModel):
             position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): positions of the
                 tokens; default `past + 0..T-1`. `generate` derives them from the attention mask, so left padding
                 gives every sequence positions starting at 0.
-            past_key_values (`Cache`, *optional*): a `DynamicCache`/`StaticCache`; created when `use_cache` and None.
+            cache (`Cache`, *optional*): a `DynamicCache`/`StaticCache`; created when `use_cache` and None.
+                `past_key_values`, its name before transformers 5.24, is accepted too.
             inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
                 token vectors used instead of `input_ids` (taken as already scaled).
             use_cache (`bool`, *optional*): return the cache (defaults to `config.use_cache`).
@@ -220,7 +224,7 @@ class DecoderModel(DecoderPreTrainedModel):
 
         Returns:
             [`BaseModelOutputWithPast`]: `last_hidden_state` `(batch_size, sequence_length, hidden_size)`,
-            `past_key_values`, `hidden_states`, `attentions`.
+            `cache` (`past_key_values` before transformers 5.24), `hidden_states`, `attentions`.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -228,10 +232,11 @@ class DecoderModel(DecoderPreTrainedModel):
             check_input_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale  # (B, T, C)
 
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        grow_in_place(past_key_values)  # append new keys/values in place, not by concatenating the cache
-        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        cache = pick_cache(cache, past_key_values)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        grow_in_place(cache)  # append new keys/values in place, not by concatenating the cache
+        past_seen = cache.get_seq_length() if cache is not None else 0
         if position_ids is None:
             position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen
             position_ids = position_ids.unsqueeze(0)  # (1, T)
@@ -257,15 +262,15 @@ class DecoderModel(DecoderPreTrainedModel):
             config=self.config,
             inputs_embeds=hidden_states,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
             position_ids=position_ids,
+            **{CACHE_NAME: cache},
         )
         for layer in self.layers:
             hidden_states = layer(
                 hidden_states,
                 attention_mask=causal_mask,
                 position_embeddings=position_embeddings,
-                past_key_values=past_key_values,
+                **{CACHE_NAME: cache},  # the name GradientCheckpointingLayer clears
                 **kwargs,
             )
         if self.final_layer_norm is not None:
@@ -273,7 +278,7 @@ class DecoderModel(DecoderPreTrainedModel):
 
         return BaseModelOutputWithPast(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
+            **{CACHE_NAME: cache if use_cache else None},
         )
 
 
@@ -312,11 +317,12 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CausalLMOutputWithPast:
         r"""Args: as [`DecoderModel.forward`], plus
@@ -329,13 +335,13 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
 
         Returns:
             [`CausalLMOutputWithPast`]: `loss`, `logits` `(batch_size, kept positions, vocab_size)`,
-            `past_key_values`, `hidden_states`, `attentions`.
+            `cache`, `hidden_states`, `attentions`.
         """
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=pick_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -351,9 +357,9 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{CACHE_NAME: getattr(outputs, CACHE_NAME)},
         )
 
     # generate() reads forward's signature at every decoding step of a model registered for the Auto classes (a

@@ -44,8 +44,8 @@ from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .attention import (MultiHeadAttention, RotaryEmbedding, check_input_ids, grow_in_place,
-                        sinusoidal_position_encoding)
+from .attention import (CACHE_NAME, MultiHeadAttention, RotaryEmbedding, check_input_ids, grow_in_place,
+                        pick_cache, sinusoidal_position_encoding)
 from .configuration_seq2seq import Seq2SeqConfig
 
 
@@ -171,12 +171,15 @@ class Seq2SeqDecoderLayer(GradientCheckpointingLayer):
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         """Args: hidden_states `(B, T, C)`; attention_mask for `(B, 1, T, past + T)`; encoder_hidden_states
-        `(B, S, C)`; encoder_attention_mask for `(B, 1, T, S)`; an `EncoderDecoderCache`. Returns `(B, T, C)`."""
+        `(B, S, C)`; encoder_attention_mask for `(B, 1, T, S)`; an `EncoderDecoderCache` as `cache` (or as
+        `past_key_values`, its name before transformers 5.24). Returns `(B, T, C)`."""
+        cache = pick_cache(cache, past_key_values)
         # Self Attention
         residual = hidden_states
         if self.pre_norm:
@@ -184,7 +187,7 @@ class Seq2SeqDecoderLayer(GradientCheckpointingLayer):
         hidden_states, _ = self.self_attn(
             hidden_states,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             position_embeddings=position_embeddings,
             **kwargs,
         )
@@ -202,7 +205,7 @@ class Seq2SeqDecoderLayer(GradientCheckpointingLayer):
                 hidden_states,
                 attention_mask=encoder_attention_mask,
                 key_value_states=encoder_hidden_states,
-                past_key_values=past_key_values,
+                cache=cache,
                 **kwargs,
             )
             hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
@@ -231,7 +234,7 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["Seq2SeqEncoderLayer", "Seq2SeqDecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -353,25 +356,27 @@ class Seq2SeqDecoder(Seq2SeqPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPastAndCrossAttentions:
         r"""Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, target_length)`): decoder input ids (only the
-                new ones when `past_key_values` holds the earlier ones).
+                new ones when `cache` holds the earlier ones).
             attention_mask (`torch.Tensor` of shape `(batch_size, past_length + target_length)`, *optional*):
                 1 = token, 0 = padding; the causal mask is added automatically.
             encoder_hidden_states (`torch.Tensor` of shape `(batch_size, source_length, hidden_size)`).
             encoder_attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*).
-            past_key_values (`EncoderDecoderCache`, *optional*): keys and values of earlier steps.
+            cache (`EncoderDecoderCache`, *optional*): keys and values of earlier steps (`past_key_values`, its
+                name before transformers 5.24, is accepted too).
             inputs_embeds (`torch.Tensor` of shape `(batch_size, target_length, hidden_size)`, *optional*).
             use_cache (`bool`, *optional*): create and return a cache.
 
         Returns:
             `BaseModelOutputWithPastAndCrossAttentions` with `last_hidden_state` `(batch_size, target_length,
-            hidden_size)` and `past_key_values`.
+            hidden_size)` and `cache` (`past_key_values` before transformers 5.24).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of decoder_input_ids or decoder_inputs_embeds to the decoder")
@@ -379,19 +384,21 @@ class Seq2SeqDecoder(Seq2SeqPreTrainedModel):
             check_input_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale  # (B, T, C)
 
-        if use_cache and past_key_values is None:
-            past_key_values = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
-        grow_in_place(past_key_values)  # append new keys/values in place, not by concatenating the cache
-        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        cache = pick_cache(cache, past_key_values)
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        grow_in_place(cache)  # append new keys/values in place, not by concatenating the cache
+        past_length = cache.get_seq_length() if cache is not None else 0
         # no mask (what generate passes): positions are past_length + 0..T-1, and the causal mask needs no padding mask
         position_ids = position_ids_from_mask(attention_mask, past_length, inputs_embeds.shape[1], inputs_embeds.device)
         hidden_states, rotary = self._embed(inputs_embeds, position_ids, past_length)
 
-        self_attn_cache = (
-            past_key_values.self_attention_cache if isinstance(past_key_values, EncoderDecoderCache) else past_key_values
-        )
+        self_attn_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         causal_mask = create_causal_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=self_attn_cache
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            **{CACHE_NAME: self_attn_cache},
         )
         encoder_attention_mask = create_bidirectional_mask(
             config=self.config,
@@ -405,13 +412,13 @@ class Seq2SeqDecoder(Seq2SeqPreTrainedModel):
                 causal_mask,
                 encoder_hidden_states,  # positional: activation checkpointing passes only positionals through
                 encoder_attention_mask=encoder_attention_mask,
-                past_key_values=past_key_values,
                 position_embeddings=rotary,
+                **{CACHE_NAME: cache},  # the name GradientCheckpointingLayer clears
                 **kwargs,
             )
         if self.config.norm_position == "pre":
             hidden_states = self.layer_norm(hidden_states)
-        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states, past_key_values=past_key_values)
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=hidden_states, **{CACHE_NAME: cache})
 
 
 class Seq2SeqModel(Seq2SeqPreTrainedModel):
@@ -461,10 +468,11 @@ class Seq2SeqModel(Seq2SeqPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> Seq2SeqModelOutput:
         r"""Args:
@@ -475,11 +483,12 @@ class Seq2SeqModel(Seq2SeqPreTrainedModel):
             decoder_attention_mask (`torch.Tensor` of shape `(batch_size, target_length)`, *optional*).
             encoder_outputs (`BaseModelOutput` or `tuple`, *optional*): a precomputed encoder output
                 (`last_hidden_state` first), as `generate` passes it.
-            past_key_values (`EncoderDecoderCache`, *optional*), inputs_embeds, decoder_inputs_embeds, use_cache.
+            cache (`EncoderDecoderCache`, *optional*; `past_key_values` before transformers 5.24), inputs_embeds,
+                decoder_inputs_embeds, use_cache.
 
         Returns:
             `Seq2SeqModelOutput`: `last_hidden_state` `(batch_size, target_length, hidden_size)` (decoder),
-            `encoder_last_hidden_state` `(batch_size, source_length, hidden_size)`, `past_key_values`, and the
+            `encoder_last_hidden_state` `(batch_size, source_length, hidden_size)`, `cache`, and the
             requested hidden states / attentions.
         """
         if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -503,14 +512,14 @@ class Seq2SeqModel(Seq2SeqPreTrainedModel):
             attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs[0],
             encoder_attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=pick_cache(cache, past_key_values),
             inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
             **kwargs,
         )
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
+            **{CACHE_NAME: getattr(decoder_outputs, CACHE_NAME)},
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
@@ -576,11 +585,12 @@ class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> Seq2SeqLMOutput:
         r"""Args: as [`Seq2SeqModel.forward`], plus
@@ -591,7 +601,7 @@ class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel, GenerationMixin):
         Returns:
             `Seq2SeqLMOutput`: `loss` (mean cross-entropy over the labelled tokens, or their sum divided by
             `num_items_in_batch` when the Trainer passes it), `logits` `(batch_size, target_length, vocab_size)`,
-            `past_key_values`, and the requested hidden states / attentions.
+            `cache`, and the requested hidden states / attentions.
         """
         if labels is not None:
             use_cache = False
@@ -604,7 +614,7 @@ class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel, GenerationMixin):
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=pick_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
@@ -624,7 +634,7 @@ class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel, GenerationMixin):
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_NAME: getattr(outputs, CACHE_NAME)},
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,

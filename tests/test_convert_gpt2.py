@@ -20,6 +20,7 @@ from w2vformer.conversion.gpt2 import (
     from_stock,
     to_stock,
 )
+from w2vformer.modeling.attention import CACHE_NAME
 from w2vformer.modeling.configuration_decoder import DecoderConfig
 from w2vformer.modeling.modeling_decoder import DecoderForCausalLM, DecoderModel
 
@@ -77,11 +78,11 @@ def test_base_model_parity_and_cache():
     with torch.no_grad():
         a = stock(ids[:, :4], use_cache=True)
         b = ours(ids[:, :4], use_cache=True)
-        a2 = stock(ids[:, 4:], past_key_values=a.past_key_values)
-        b2 = ours(ids[:, 4:], past_key_values=b.past_key_values)
+        a2 = stock(ids[:, 4:], **{CACHE_NAME: getattr(a, CACHE_NAME)})  # `cache` from transformers 5.24
+        b2 = ours(ids[:, 4:], cache=getattr(b, CACHE_NAME))
     assert_close(a.last_hidden_state, b.last_hidden_state)
     assert_close(a2.last_hidden_state, b2.last_hidden_state)
-    for layer_a, layer_b in zip(a2.past_key_values.layers, b2.past_key_values.layers):
+    for layer_a, layer_b in zip(getattr(a2, CACHE_NAME).layers, getattr(b2, CACHE_NAME).layers):
         assert_close(layer_a.keys, layer_b.keys)
         assert_close(layer_a.values, layer_b.values)
 

@@ -24,6 +24,7 @@ from transformers import (
 )
 
 import w2vformer  # noqa: F401  (registers the Auto classes)
+from w2vformer.modeling.attention import CACHE_NAME
 from w2vformer.modeling.configuration_decoder import DecoderConfig
 from w2vformer.modeling.modeling_decoder import DecoderForCausalLM, DecoderModel
 
@@ -121,7 +122,7 @@ def test_shapes_and_outputs(variant):
     weights = out.attentions[0]  # A': rows sum to 1, nothing above the diagonal
     assert_close(weights.sum(-1), torch.ones(BATCH, 4, SEQ))
     assert weights.triu(1).abs().max() == 0
-    assert out.past_key_values.get_seq_length() == SEQ
+    assert getattr(out, CACHE_NAME).get_seq_length() == SEQ
     assert model(ids, logits_to_keep=1).logits.shape == (BATCH, 1, VOCAB)
     as_tuple = model(ids, return_dict=False)
     assert_close(as_tuple[0], out.logits)
@@ -181,10 +182,12 @@ def test_incremental_cache_equals_full_forward(variant):
     model = tiny_lm(variant)
     ids = ids_tensor((BATCH, SEQ))
     full = model(ids).logits
-    first = model(ids[:, :4], use_cache=True)
-    second = model(ids[:, 4:], past_key_values=first.past_key_values, use_cache=True)
-    assert_close(torch.cat([first.logits, second.logits], dim=1), full)
-    assert second.past_key_values.get_seq_length() == SEQ
+    # the cache's keyword is `cache`; `past_key_values`, its name before transformers 5.24, works too
+    for name in ("cache", "past_key_values"):
+        first = model(ids[:, :4], use_cache=True)
+        second = model(ids[:, 4:], **{name: getattr(first, CACHE_NAME)}, use_cache=True)
+        assert_close(torch.cat([first.logits, second.logits], dim=1), full, msg=name)
+        assert getattr(second, CACHE_NAME).get_seq_length() == SEQ
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -286,9 +289,11 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="max_position_embeddings=40"):
         model(ids_tensor((1, 41)))
     # the cache offset counts: 38 cached + 3 new tokens reach position 40
-    past = model(ids_tensor((1, 38)), use_cache=True).past_key_values
+    past = getattr(model(ids_tensor((1, 38)), use_cache=True), CACHE_NAME)
     with pytest.raises(ValueError, match="38 cached"):
-        model(ids_tensor((1, 3)), past_key_values=past)
+        model(ids_tensor((1, 3)), cache=past)
+    with pytest.raises(ValueError, match="both as `cache` and as `past_key_values`"):
+        model(ids_tensor((1, 1)), cache=past, past_key_values=past)
     with pytest.raises(ValueError, match="max_position_embeddings"):
         model.generate(ids_tensor((1, 30), low=4), max_new_tokens=20, do_sample=False, eos_token_id=None)
     with pytest.raises(ValueError, match="exactly one"):
@@ -310,7 +315,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     assert model.model.layers[0].gradient_checkpointing
     out = model(ids, labels=ids, use_cache=True)
     out.loss.backward()
-    assert out.past_key_values is None  # the cache is switched off under checkpointing
+    assert getattr(out, CACHE_NAME) is None  # the cache is switched off under checkpointing
     for name, param in model.named_parameters():
         assert_close(param.grad, reference[name], atol=1e-6, msg=name)
 

@@ -20,7 +20,7 @@ from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import DynamicLayer, EncoderDecoderCache
 
 from w2vformer.conversion import bart, gpt2
-from w2vformer.modeling.attention import GrowableLayer, grow_in_place
+from w2vformer.modeling.attention import CACHE_NAME, GrowableLayer, grow_in_place
 
 B, H, D = 3, 2, 5
 
@@ -180,7 +180,7 @@ def test_decoder_generations_equal_stock_gpt2_while_outgrowing_buffers(small_roo
         expected = stock.generate(ids, **common, **kwargs)
         out = ours.generate(ids, **common, **kwargs, return_dict_in_generate=True)
         assert torch.equal(out.sequences, expected), kwargs
-        assert all(type(layer) is GrowableLayer for layer in out.past_key_values.layers)
+        assert all(type(layer) is GrowableLayer for layer in getattr(out, CACHE_NAME).layers)
     # assisted and prompt-lookup decoding crop the cache after rejected guesses; sampling with several sequences
     one = dict(max_new_tokens=15, min_new_tokens=15, pad_token_id=0, eos_token_id=None)
     assistant = gpt2.from_stock(stock_gpt2("relu_2_heads", seed=1))
@@ -195,9 +195,9 @@ def test_decoder_generations_equal_stock_gpt2_while_outgrowing_buffers(small_roo
     # a forward on a cache built by the caller, continued step by step, equals one forward over everything
     full = ours(ids, attention_mask=mask).logits
     cache = DynamicCache()
-    ours(ids[:, :3], attention_mask=mask[:, :3], past_key_values=cache, use_cache=True)
+    ours(ids[:, :3], attention_mask=mask[:, :3], cache=cache, use_cache=True)
     for i in (3, 4):
-        step = ours(ids[:, i:i + 1], attention_mask=mask[:, :i + 1], past_key_values=cache, use_cache=True).logits
+        step = ours(ids[:, i:i + 1], attention_mask=mask[:, :i + 1], cache=cache, use_cache=True).logits
         torch.testing.assert_close(step[:, -1], full[:, i], atol=1e-5, rtol=0)
     assert all(type(layer) is GrowableLayer for layer in cache.layers)
 
@@ -210,4 +210,4 @@ def test_seq2seq_generations_equal_stock_bart_while_outgrowing_buffers(small_roo
         expected = stock.generate(input_ids, attention_mask=mask, max_new_tokens=12, **kwargs)
         out = ours.generate(input_ids, attention_mask=mask, max_new_tokens=12, return_dict_in_generate=True, **kwargs)
         assert torch.equal(out.sequences, expected), kwargs
-        assert all(type(layer) is GrowableLayer for layer in out.past_key_values.self_attention_cache.layers)
+        assert all(type(layer) is GrowableLayer for layer in getattr(out, CACHE_NAME).self_attention_cache.layers)

@@ -14,10 +14,10 @@ import sys
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from transformers import CompileConfig
+from transformers import CompileConfig, DynamicCache
 
 from tests.common import HIDDEN, INTERMEDIATE, VOCAB, ids_tensor
-from w2vformer.modeling.attention import GrowableLayer
+from w2vformer.modeling.attention import CACHE_NAME, GrowableLayer
 from w2vformer.modeling.configuration_decoder import DecoderConfig
 from w2vformer.modeling.configuration_encoder import EncoderConfig
 from w2vformer.modeling.configuration_seq2seq import Seq2SeqConfig
@@ -52,12 +52,12 @@ def record_calls(module, log: list, ids_key: str):
 
     def before(mod, args, kwargs):
         ids = kwargs.get(ids_key, args[0] if args else None)
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache")  # the keyword our models pass their inner modules
         log.append({"ids": tuple(ids.shape), "cached_before": int(cache.get_seq_length()) if cache is not None else 0})
 
     def after(mod, args, kwargs, output):
         # int(): a StaticCache returns its length counter itself, a tensor that later steps increment in place
-        log[-1]["cached_after"] = int(output.past_key_values.get_seq_length())
+        log[-1]["cached_after"] = int(getattr(output, CACHE_NAME).get_seq_length())
 
     return [module.register_forward_pre_hook(before, with_kwargs=True),
             module.register_forward_hook(after, with_kwargs=True)]
@@ -104,7 +104,7 @@ def test_seq2seq_generate_encodes_once_and_feeds_one_token_per_step():
              record_head_inputs(model.lm_head, head)]
 
     def before(mod, args, kwargs):
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache")  # the keyword our models pass their inner modules
         decoder_calls.append((tuple(kwargs["input_ids"].shape),
                               int(cache.self_attention_cache.get_seq_length()) if cache is not None else 0))
 
@@ -190,15 +190,14 @@ def decoding_step_work(model, cached: int, batch: int = 2) -> dict:
 
     def cache_before_the_step():
         with torch.no_grad():
-            cache = model(input_ids=ids[:, : cached - 1], attention_mask=mask[:, : cached - 1],
-                          use_cache=True).past_key_values
-            model(input_ids=ids[:, cached - 1 : cached], attention_mask=mask[:, :cached], past_key_values=cache,
-                  use_cache=True)
+            cache = DynamicCache()
+            model(input_ids=ids[:, : cached - 1], attention_mask=mask[:, : cached - 1], cache=cache, use_cache=True)
+            model(input_ids=ids[:, cached - 1 : cached], attention_mask=mask[:, :cached], cache=cache, use_cache=True)
         return cache
 
     def step(cache):
         with torch.no_grad():
-            model(input_ids=ids[:, -1:], attention_mask=mask, past_key_values=cache, use_cache=True)
+            model(input_ids=ids[:, -1:], attention_mask=mask, cache=cache, use_cache=True)
 
     cache = cache_before_the_step()
     calls = python_calls(lambda: step(cache))

@@ -21,6 +21,7 @@ from transformers import (
 )
 
 import w2vformer  # noqa: F401  (registers the Auto classes and the pipeline)
+from w2vformer.modeling.attention import CACHE_NAME
 from w2vformer.modeling.configuration_seq2seq import Seq2SeqConfig
 from w2vformer.modeling.modeling_seq2seq import (
     Seq2SeqForConditionalGeneration,
@@ -250,9 +251,10 @@ def test_cache_equals_no_cache(variant):
     encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask)
     past, steps = None, []
     for t in range(TGT):
+        name = ("cache", "past_key_values")[t % 2]  # `past_key_values`: the cache's name before transformers 5.24
         out = model(attention_mask=mask, encoder_outputs=encoder_outputs, decoder_input_ids=decoder_input_ids[:, t : t + 1],
-                    past_key_values=past, use_cache=True)
-        past = out.past_key_values
+                    use_cache=True, **{name: past})
+        past = getattr(out, CACHE_NAME)
         steps.append(out.logits)
     assert_close(torch.cat(steps, 1), full, msg="step by step with the cache")
     assert past.self_attention_cache.get_seq_length() == TGT and len(past.self_attention_cache.layers) == 3
