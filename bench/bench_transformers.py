@@ -419,6 +419,8 @@ def op_costs(runs: dict, steps: int, repeats: int, device: str) -> dict:
     only ever adds time), the runs taking turns within a round after one unrecorded warm-up round."""
     from torch.profiler import ProfilerActivity, profile
 
+    os.environ.setdefault("KINETO_LOG_LEVEL", "99")  # else kineto logs every profiler start and stop
+
     cuda = device == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     samples = {name: {"wall": [], "attention": [], "cat": [], "matmul": []} for name in runs}
