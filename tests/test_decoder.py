@@ -359,6 +359,12 @@ def test_trainer_with_gradient_accumulation(tokenizer, tmp_path):
     assert abs(full[0] - accumulated[0]) < 1e-5, (full, accumulated)
     assert abs(full[1] - accumulated[1]) < 1e-4, (full, accumulated)
     assert full[1] < full[0]
+    # evaluation gathers the logits alone: with the cache on (TrainingArguments(use_cache=True) sets this), the KV
+    # cache in the outputs is left out under either of its names (config.keys_to_ignore_at_inference)
+    trainer.model.config.use_cache = True
+    prediction = trainer.predict(_lm_dataset(tokenizer))
+    assert type(prediction.predictions).__name__ == "ndarray", type(prediction.predictions)
+    assert prediction.predictions.shape[0] == 8 and prediction.predictions.shape[-1] == len(tokenizer)
     trainer.save_model(str(tmp_path / "saved"))
     assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "saved")) is DecoderForCausalLM
 
