@@ -13,11 +13,11 @@ other processes hits both alike; the ratio reported is the median of the per-rep
 
 Sections (``--only``):
     train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel
-    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s; the cost of a
-              decoding step at step ~1000 against step ~10 (dynamic and static cache), what the extra time
-              goes to (torch.profiler) and the least it can be (attention alone over the cache read from
-              memory); steps with ~4000 tokens cached; ours appending in place against ours concatenating
-              at four lengths
+    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s; the cost of a decoding
+              step at step ~1000 against step ~10 (dynamic and static cache), what the extra time goes to
+              (torch.profiler) and an estimate of the least it can be (attention alone over the cache read from
+              memory); steps with ~4000 tokens cached; ours appending in place against ours concatenating at four
+              lengths
     memory    peak memory of a training step and of generation; a long decoder forward (sdpa, no grad) in
               bytes/token, and eager's growth from 2048 to 4096 tokens (quadratic: x4) against sdpa's (x2).
               On CPU each measurement runs in a fresh process forked from a fork server that has torch
@@ -334,7 +334,8 @@ def bench_flatness(a, rows):
         add_flatness_row(rows, f"{cache} cache", late, result)
         if cache == "dynamic":
             runs = {(name, when): decode_steps(model, PROMPT + n, window, a)
-                    for name, model in (("ours", ours), ("stock", stock)) for when, n in (("early", 10), ("late", late))}
+                    for name, model in (("ours", ours), ("stock", stock))
+                    for when, n in (("early", 10), ("late", late))}
             add_costs_row(rows, late, op_costs(runs, window, max(a.repeats, 5), a.device))
             floor = attention_floor(a, PROMPT + 10, PROMPT + late, max(a.repeats, 5))
             cells = [f"+{1e6 * floor:,.0f} us: flatness ~{result[m][0] / (result[m][0] + floor):.2f}"
@@ -382,11 +383,11 @@ def add_flatness_row(rows, how: str, late: int, result: dict):
 
 
 def attention_floor(a, early: int, late: int, repeats: int) -> float:
-    """Seconds a decoding step must spend on attention with ``late`` tokens cached beyond what it spends with
-    ``early``: ``scaled_dot_product_attention`` of one query over every layer's cached keys and values, and
-    nothing else, with the caches flushed first (a 128 MiB write, more than the processor's last-level cache),
-    as a step finds them after the weights of the whole model went through the cache. The least over
-    ``repeats`` rounds of each: load from elsewhere only ever adds time. An estimate, not a bound: a real step
+    """Seconds a decoding step that reads the cache from memory spends on attention with ``late`` tokens cached
+    beyond what it spends with ``early``: ``scaled_dot_product_attention`` of one query over every layer's cached
+    keys and values, and nothing else, with the caches flushed first (a 128 MiB write, more than the processor's
+    last-level cache), as a step finds them after the weights of the whole model went through the cache. The least
+    over ``repeats`` rounds of each: load from elsewhere only ever adds time. An estimate, not a bound: a real step
     may still find part of the cache in the processor's last-level cache."""
     import torch
     import torch.nn.functional as F
@@ -414,10 +415,10 @@ def attention_floor(a, early: int, late: int, repeats: int) -> float:
 
 def op_costs(runs: dict, steps: int, repeats: int, device: str) -> dict:
     """Microseconds per decoding step under ``torch.profiler``: the wall clock, and the self time (the operator's
-    own work, not what it calls; on CUDA, the device time of the kernels it launched) of attention's kernel, of ``aten::cat`` (the
-    cache's concatenation) and of the matrix products (``addmm``, ``mm``: the linear layers and the head). For
-    each of ``runs`` ({name: run}, set up off the clock), the least over ``repeats`` rounds (load from elsewhere
-    only ever adds time), the runs taking turns within a round after one unrecorded warm-up round."""
+    own work, not what it calls; on CUDA, the device time of the kernels it launched) of attention's kernel, of
+    ``aten::cat`` (the cache's concatenation) and of the matrix products (``addmm``, ``mm``: the linear layers and
+    the head). For each of ``runs`` ({name: run}, set up off the clock), the least over ``repeats`` rounds (load
+    from elsewhere only ever adds time), the runs taking turns within a round after one unrecorded warm-up round."""
     from torch.profiler import ProfilerActivity, profile
 
     os.environ.setdefault("KINETO_LOG_LEVEL", "99")  # else kineto logs every profiler start and stop
