@@ -341,7 +341,8 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=pick_cache(cache, past_key_values),
+            cache=cache,
+            past_key_values=past_key_values,  # the model takes either name (and refuses both)
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
