@@ -47,12 +47,19 @@ def tiny_encoder(**kwargs) -> EncoderModel:
     return EncoderModel(EncoderConfig(num_hidden_layers=2, max_position_embeddings=1024, **SIZES, **kwargs)).eval()
 
 
+def passed_cache(kwargs: dict):
+    """The cache a call received. The outer models pass on the keyword they were given: ``cache`` under
+    transformers 5.24 and later, ``past_key_values`` when 5.23's ``generate`` calls them."""
+    cache = kwargs.get("cache")
+    return cache if cache is not None else kwargs.get("past_key_values")
+
+
 def record_calls(module, log: list, ids_key: str):
     """Log, for every call of ``module``: the shape of its token ids, and the cache length before and after."""
 
     def before(mod, args, kwargs):
         ids = kwargs.get(ids_key, args[0] if args else None)
-        cache = kwargs.get("cache")  # the keyword our models pass their inner modules
+        cache = passed_cache(kwargs)
         log.append({"ids": tuple(ids.shape), "cached_before": int(cache.get_seq_length()) if cache is not None else 0})
 
     def after(mod, args, kwargs, output):
@@ -104,7 +111,7 @@ def test_seq2seq_generate_encodes_once_and_feeds_one_token_per_step():
              record_head_inputs(model.lm_head, head)]
 
     def before(mod, args, kwargs):
-        cache = kwargs.get("cache")  # the keyword our models pass their inner modules
+        cache = passed_cache(kwargs)
         decoder_calls.append((tuple(kwargs["input_ids"].shape),
                               int(cache.self_attention_cache.get_seq_length()) if cache is not None else 0))
 
