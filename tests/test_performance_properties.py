@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import CompileConfig, DynamicCache
 
 from tests.common import HIDDEN, INTERMEDIATE, VOCAB, ids_tensor
-from w2vformer.modeling.attention import CACHE_NAME, GrowableLayer
+from w2vformer.modeling.attention import CACHE_NAME, GrowableLayer, pick_cache
 from w2vformer.modeling.configuration_decoder import DecoderConfig
 from w2vformer.modeling.configuration_encoder import EncoderConfig
 from w2vformer.modeling.configuration_seq2seq import Seq2SeqConfig
@@ -47,19 +47,12 @@ def tiny_encoder(**kwargs) -> EncoderModel:
     return EncoderModel(EncoderConfig(num_hidden_layers=2, max_position_embeddings=1024, **SIZES, **kwargs)).eval()
 
 
-def passed_cache(kwargs: dict):
-    """The cache a call received. The outer models pass on the keyword they were given: ``cache`` under
-    transformers 5.24 and later, ``past_key_values`` when 5.23's ``generate`` calls them."""
-    cache = kwargs.get("cache")
-    return cache if cache is not None else kwargs.get("past_key_values")
-
-
 def record_calls(module, log: list, ids_key: str):
     """Log, for every call of ``module``: the shape of its token ids, and the cache length before and after."""
 
     def before(mod, args, kwargs):
         ids = kwargs.get(ids_key, args[0] if args else None)
-        cache = passed_cache(kwargs)
+        cache = pick_cache(kwargs.get("cache"), kwargs.get("past_key_values"))  # 5.23 passes past_key_values
         log.append({"ids": tuple(ids.shape), "cached_before": int(cache.get_seq_length()) if cache is not None else 0})
 
     def after(mod, args, kwargs, output):
@@ -111,7 +104,7 @@ def test_seq2seq_generate_encodes_once_and_feeds_one_token_per_step():
              record_head_inputs(model.lm_head, head)]
 
     def before(mod, args, kwargs):
-        cache = passed_cache(kwargs)
+        cache = pick_cache(kwargs.get("cache"), kwargs.get("past_key_values"))  # 5.23 passes past_key_values
         decoder_calls.append((tuple(kwargs["input_ids"].shape),
                               int(cache.self_attention_cache.get_seq_length()) if cache is not None else 0))
 
