@@ -28,6 +28,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 __all__ = [
     "eager_attention_forward",
     "MultiHeadAttention",
+    "FuseQKVMixin",
     "sinusoidal_position_encoding",
     "RotaryEmbedding",
     "apply_rotary_pos_emb",
@@ -120,6 +121,52 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
+        self._stack_sources = None  # after fuse_qkv(): the parameters the stacked copy is made from
+        self._stack_key = None  # their (version, address) when it was made
+
+    def fuse_qkv(self) -> None:
+        """Stack Wq, Wk and Wv (and their biases) into one `(3C, C)` matrix, so that self-attention computes Q, K and
+        V in one matrix product instead of three whenever no gradient is needed (``generate``, pipelines,
+        ``torch.no_grad()``). The same numbers as three products, up to float rounding; one product reads the
+        input once and costs one call, which at batch 1 is most of the work (bench/bench_transformers.py).
+
+        ``q_proj``, ``k_proj`` and ``v_proj`` stay the parameters and stay what is saved: the stack is a copy kept
+        as a non-persistent buffer (left out of ``state_dict`` and checkpoints, moved by ``.to()``), rebuilt when
+        one of them changes in place or gets new data (an optimizer step, ``load_state_dict``), and never used
+        when gradients are needed. Replacing a parameter object (``load_state_dict(..., assign=True)``) needs a
+        new call. Costs memory for a second copy of the three matrices; ``unfuse_qkv`` frees it. Only for
+        self-attention: cross-attention's K and V come from another input.
+        """
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        self._stack_sources = [p for proj in projections for p in (proj.weight, proj.bias) if p is not None]
+        self._restack()
+
+    def unfuse_qkv(self) -> None:
+        """Undo [`fuse_qkv`]: drop the stacked copy and compute Q, K and V with three products again."""
+        if self._stack_sources is not None:
+            del self.stacked_qkv_weight, self.stacked_qkv_bias
+        self._stack_sources = None
+
+    def _restack(self) -> None:
+        """(Re)build the stacked copy from the three projections."""
+        with torch.no_grad():
+            projections = (self.q_proj, self.k_proj, self.v_proj)
+            weight = torch.cat([proj.weight for proj in projections])  # (3C, C)
+            bias = None if self.q_proj.bias is None else torch.cat([proj.bias for proj in projections])  # (3C,)
+        self.register_buffer("stacked_qkv_weight", weight, persistent=False)
+        self.register_buffer("stacked_qkv_bias", bias, persistent=False)
+        self._stack_key = tuple((p._version, p.data_ptr()) for p in self._stack_sources)
+
+    def _stacked_qkv(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The stacked weight and bias to use now, rebuilt if a projection changed since; None when not fused or
+        when gradients must reach the three parameters."""
+        sources = self._stack_sources
+        if sources is None or (torch.is_grad_enabled() and sources[0].requires_grad):
+            return None
+        if not torch.compiler.is_compiling():  # (a compiled graph keeps the weights it was traced with)
+            if tuple((p._version, p.data_ptr()) for p in sources) != self._stack_key:
+                self._restack()
+        return self._buffers["stacked_qkv_weight"], self._buffers["stacked_qkv_bias"]
 
     def forward(
         self,
@@ -143,7 +190,12 @@ class MultiHeadAttention(nn.Module):
         """
         is_cross = key_value_states is not None
         hidden_shape = (*hidden_states.shape[:-1], -1, self.head_dim)
-        query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)  # (B, H, T, D)
+        stacked = None if is_cross else self._stacked_qkv()  # after fuse_qkv(), outside training
+        if stacked is not None:  # Q, K and V of the same input in one product: X [Wq; Wk; Wv]^T, split in three
+            query, key, value = nn.functional.linear(hidden_states, *stacked).chunk(3, dim=-1)
+        else:
+            query = self.q_proj(hidden_states)
+        query = query.view(hidden_shape).transpose(1, 2)  # (B, H, T, D)
 
         part = cache  # the (part of the) cache this attention reads and appends to
         reuse_cross = False
@@ -157,9 +209,11 @@ class MultiHeadAttention(nn.Module):
             value = part.layers[self.layer_idx].values
         else:
             source = key_value_states if is_cross else hidden_states
+            if stacked is None:
+                key, value = self.k_proj(source), self.v_proj(source)
             kv_shape = (*source.shape[:-1], -1, self.head_dim)
-            key = self.k_proj(source).view(kv_shape).transpose(1, 2)  # (B, H, S, D)
-            value = self.v_proj(source).view(kv_shape).transpose(1, 2)
+            key = key.view(kv_shape).transpose(1, 2)  # (B, H, S, D)
+            value = value.view(kv_shape).transpose(1, 2)
             if position_embeddings is not None and not is_cross:
                 query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
             if part is not None:
@@ -182,6 +236,32 @@ class MultiHeadAttention(nn.Module):
         )
         output = output.reshape(*hidden_states.shape[:-1], -1).contiguous()  # merge heads: (B, T, C)
         return self.o_proj(output), weights
+
+
+class FuseQKVMixin:
+    """``fuse_qkv_projections()`` / ``unfuse_qkv_projections()`` for a model built of [`MultiHeadAttention`]s."""
+
+    def fuse_qkv_projections(self):
+        """Compute Q, K and V of every self-attention with one matrix product instead of three when no gradient is
+        needed (``generate``, pipelines, ``torch.no_grad()``): same outputs up to float rounding, faster at small
+        batches (greedy generation at batch 1: bench/bench_transformers.py). Parameters and checkpoints are
+        unchanged; each layer keeps a stacked copy of Wq, Wk, Wv (more memory: 3 C x C per layer) that follows
+        in-place updates of the weights. See [`MultiHeadAttention.fuse_qkv`].
+
+        Returns:
+            the model itself, so ``model = AutoModelForCausalLM.from_pretrained(path).fuse_qkv_projections()``.
+        """
+        for name, module in self.named_modules():
+            if isinstance(module, MultiHeadAttention) and name.rsplit(".", 1)[-1] == "self_attn":
+                module.fuse_qkv()  # (not the seq2seq decoder's encoder_attn: its K and V come from another input)
+        return self
+
+    def unfuse_qkv_projections(self):
+        """Undo [`fuse_qkv_projections`] and free the stacked copies. Returns the model itself."""
+        for module in self.modules():
+            if isinstance(module, MultiHeadAttention):
+                module.unfuse_qkv()
+        return self
 
 
 def sinusoidal_position_encoding(position_ids: torch.Tensor, dim: int, dtype=torch.float32) -> torch.Tensor:
