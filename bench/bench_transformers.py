@@ -13,8 +13,9 @@ other processes hits both alike; the ratio reported is the median of the per-rep
 
 Sections (``--only``):
     train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel
-    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s; the cost of a decoding
-              step at step ~1000 against step ~10 (dynamic and static cache), what the extra time goes to
+    generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s, ours as built and ours
+              after ``fuse_qkv_projections()`` (one product for Q, K and V), timed in the same rounds; the cost of
+              a decoding step at step ~1000 against step ~10 (dynamic and static cache), what the extra time goes to
               (torch.profiler) and an estimate of the least it can be (attention alone over the cache read from
               memory); steps with ~4000 tokens cached; ours appending in place against ours concatenating at four
               lengths
@@ -25,11 +26,13 @@ Sections (``--only``):
               ru_maxrss minus the resident set after the model is built and warmed up; on CUDA it is
               ``torch.cuda.max_memory_allocated`` minus the allocation after the warm-up.
     compile   torch.compile (inductor) speed-up of the decoder forward and of generation with a static cache
+              (ours, ours fused, stock)
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import gc
 import os
@@ -256,19 +259,25 @@ def bench_generate(a, rows):
 
     for family in [f for f in a.families if f != "encoder"]:
         ours, stock = make_pair(family, "sdpa", a, a.max_len)
+        models = {"ours": ours, "ours fused": copy.deepcopy(ours).fuse_qkv_projections(), "stock": stock}
         for batch_size in (1, 8):
             inputs = generation_inputs(family, batch_size, a)
             kw = generate_kwargs(family, a.new_tokens)
+            fns = {name: (lambda m=model: m.generate(**inputs, **kw)) for name, model in models.items()}
             with torch.no_grad():
-                same = torch.equal(ours.generate(**inputs, **kw), stock.generate(**inputs, **kw))
-            t_o, t_s, ratio = interleaved(lambda: ours.generate(**inputs, **kw), lambda: stock.generate(**inputs, **kw),
-                                          a.repeats, a.device)
+                expected = fns["stock"]()
+                same = {name: torch.equal(fns[name](), expected) for name in ("ours", "ours fused")}
+                times = rotation(fns, a.repeats, a.device)  # all three in the same rounds
             tokens = batch_size * a.new_tokens
-            rows.append(("generate", f"{family} ({STOCK_NAMES[family]}) greedy B={batch_size}, {a.new_tokens} new"
-                         + ("" if same else " [generations differ]"),
-                         f"{tokens / t_o:,.0f} tok/s", f"{tokens / t_s:,.0f} tok/s", ratio, ""))
-            print_row(rows[-1])
-        del ours, stock
+            t_s = statistics.median(times["stock"])
+            for name, how in (("ours", ""), ("ours fused", ", fuse_qkv_projections()")):
+                ratio = statistics.median(s / o for o, s in zip(times[name], times["stock"]))
+                rows.append(("generate", f"{family} ({STOCK_NAMES[family]}) greedy B={batch_size}, {a.new_tokens} new"
+                             + how + ("" if same[name] else " [generations differ]"),
+                             f"{tokens / statistics.median(times[name]):,.0f} tok/s", f"{tokens / t_s:,.0f} tok/s",
+                             ratio, ""))
+                print_row(rows[-1])
+        del ours, stock, models
         gc.collect()
     if "decoder" in a.families:
         bench_flatness(a, rows)
@@ -279,8 +288,6 @@ def decode_steps(model, cache_len: int, steps: int, a, static_len: int | None = 
     in a dynamic cache, or in a static one of ``static_len`` slots. Every call starts from its own copy of the
     prefilled cache, made by ``run.setup`` off the clock, so the steps grow the cache as in a generation and every
     call sees the same lengths."""
-    import copy
-
     import torch
     from transformers import StaticCache
 
@@ -487,6 +494,16 @@ def compile_row(rows, workload: str, times: dict, compile_s: dict, same: dict | 
     print_row(rows[-1])
 
 
+def fused_compile_row(rows, workload: str, times: dict, compile_s: dict, same: dict | None = None):
+    """One row: ours with ``fuse_qkv_projections()``, compiled, against compiled stock (the same rounds)."""
+    speedup = statistics.median(e / c for e, c in zip(times["ours fused", "eager"], times["ours fused", "compiled"]))
+    ratio = statistics.median(s / o for o, s in zip(times["ours fused", "compiled"], times["stock", "compiled"]))
+    differs = "" if same is None or same["ours fused"] else " [differs]"
+    rows.append(("compile", f"{workload}, ours with fuse_qkv_projections(): compiled over uncompiled; ratio: compiled",
+                 f"x{speedup:.2f} (compile {compile_s['ours fused']:.0f} s){differs}", "(as above)", ratio, ""))
+    print_row(rows[-1])
+
+
 def bench_compile(a, rows):
     """torch.compile (inductor) of the decoder: the forward, and generation with a static cache.
 
@@ -497,7 +514,7 @@ def bench_compile(a, rows):
     from transformers import CompileConfig
 
     ours, stock = make_pair("decoder", "sdpa", a, a.max_len)
-    models = {"ours": ours, "stock": stock}
+    models = {"ours": ours, "stock": stock, "ours fused": copy.deepcopy(ours).fuse_qkv_projections()}
     batch = make_batch("decoder", 4, 128, a.vocab, a.device, labels=False)
     fns, compile_s = {}, {}
     try:
@@ -519,6 +536,7 @@ def bench_compile(a, rows):
         return
     compile_row(rows, "decoder forward B=4 L=128, no grad: speed-up of torch.compile over eager; ratio: compiled",
                 times, compile_s)
+    fused_compile_row(rows, "decoder forward B=4 L=128, no grad", times, compile_s)
 
     new = min(a.new_tokens, 64)
     inputs = generation_inputs("decoder", 1, a)
@@ -546,6 +564,7 @@ def bench_compile(a, rows):
         return
     compile_row(rows, f"decoder generate B=1, {new} new, static cache: compiled over uncompiled; ratio: compiled",
                 times, compile_s, same)
+    fused_compile_row(rows, f"decoder generate B=1, {new} new, static cache", times, compile_s, same)
 
 
 # ----------------------------------------------------------------------------------------------- memory
