@@ -94,6 +94,11 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling=N
     return output.transpose(1, 2).contiguous(), weights  # (B, T, H, D)
 
 
+def _restack_after_load(module, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook of a fused [`MultiHeadAttention`] (a function, so the module still pickles)."""
+    module._restack()
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate ``q_proj``, ``k_proj``, ``v_proj`` and ``o_proj``.
 
@@ -121,8 +126,9 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
-        self._stack_sources = None  # after fuse_qkv(): the parameters the stacked copy is made from
-        self._stack_key = None  # their (version, address) when it was made
+        self._stack_hook = None  # after fuse_qkv(): the hook that rebuilds the stacked copy after load_state_dict
+        self._stack_sources = None  # the parameters the copy was made from
+        self._stack_key = None  # and their (version, address) then
 
     def fuse_qkv(self) -> None:
         """Stack Wq, Wk and Wv (and their biases) into one `(3C, C)` matrix, so that self-attention computes Q, K and
@@ -133,24 +139,42 @@ class MultiHeadAttention(nn.Module):
         ``q_proj``, ``k_proj`` and ``v_proj`` stay the parameters and stay what is saved: the stack is a copy kept
         as a non-persistent buffer (left out of ``state_dict`` and checkpoints, moved by ``.to()``), rebuilt when
         one of them changes in place or gets new data (an optimizer step, ``load_state_dict``), and never used
-        when gradients are needed. Replacing a parameter object (``load_state_dict(..., assign=True)``) needs a
-        new call. Costs memory for a second copy of the three matrices; ``unfuse_qkv`` frees it. Only for
-        self-attention: cross-attention's K and V come from another input.
+        when gradients are needed, nor while a projection is wrapped (a PEFT LoRA layer) or has forward hooks:
+        those run the three products, so adapters and hooks work as without it. Only for self-attention:
+        cross-attention's K and V come from another input. Costs memory for a second copy of the three
+        matrices; ``unfuse_qkv`` frees it.
+
+        A ``torch.compile``d graph cannot check the weights' versions: it uses the copy as last rebuilt, which
+        happens at every uncompiled call (``generate`` runs the prompt uncompiled), at ``model.eval()`` and after
+        ``load_state_dict``. After editing the weights in place by hand, call ``fuse_qkv`` again before a
+        compiled call; so too after assigning a new parameter object to a projection.
         """
-        projections = (self.q_proj, self.k_proj, self.v_proj)
-        self._stack_sources = [p for proj in projections for p in (proj.weight, proj.bias) if p is not None]
+        if self._stack_hook is None:
+            self._stack_hook = self.register_load_state_dict_post_hook(_restack_after_load)
         self._restack()
 
     def unfuse_qkv(self) -> None:
         """Undo [`fuse_qkv`]: drop the stacked copy and compute Q, K and V with three products again."""
-        if self._stack_sources is not None:
+        if self._stack_hook is not None:
             del self.stacked_qkv_weight, self.stacked_qkv_bias
-        self._stack_sources = None
+            self._stack_hook.remove()
+        self._stack_sources = self._stack_hook = None
+
+    def train(self, mode: bool = True):
+        """``nn.Module.train``; switching to eval mode also rebuilds a stacked copy (see [`fuse_qkv`]), so that a
+        compiled evaluation after training steps sees the trained weights."""
+        super().train(mode)
+        if not mode:
+            self._restack()
+        return self
 
     def _restack(self) -> None:
-        """(Re)build the stacked copy from the three projections."""
+        """(Re)build the stacked copy from the three projections' current parameters (after fuse_qkv)."""
+        if self._stack_hook is None:
+            return
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        self._stack_sources = [p for proj in projections for p in (proj.weight, proj.bias) if p is not None]
         with torch.no_grad():
-            projections = (self.q_proj, self.k_proj, self.v_proj)
             weight = torch.cat([proj.weight for proj in projections])  # (3C, C)
             bias = None if self.q_proj.bias is None else torch.cat([proj.bias for proj in projections])  # (3C,)
         self.register_buffer("stacked_qkv_weight", weight, persistent=False)
@@ -163,7 +187,11 @@ class MultiHeadAttention(nn.Module):
         sources = self._stack_sources
         if sources is None or (torch.is_grad_enabled() and sources[0].requires_grad):
             return None
-        if not torch.compiler.is_compiling():  # (a compiled graph keeps the weights it was traced with)
+        modules = self._modules  # (the dict itself: nn.Module attribute lookup costs more than this check)
+        for proj in (modules["q_proj"], modules["k_proj"], modules["v_proj"]):
+            if type(proj) is not nn.Linear or proj._forward_hooks or proj._forward_pre_hooks:
+                return None  # a wrapped projection (a LoRA adapter) or one with hooks: it must run itself
+        if not torch.compiler.is_compiling():  # (a compiled graph cannot read versions: see fuse_qkv)
             if tuple((p._version, p.data_ptr()) for p in sources) != self._stack_key:
                 self._restack()
         return self._buffers["stacked_qkv_weight"], self._buffers["stacked_qkv_bias"]
@@ -246,7 +274,9 @@ class FuseQKVMixin:
         needed (``generate``, pipelines, ``torch.no_grad()``): same outputs up to float rounding, faster at small
         batches (greedy generation at batch 1: bench/bench_transformers.py). Parameters and checkpoints are
         unchanged; each layer keeps a stacked copy of Wq, Wk, Wv (more memory: 3 C x C per layer) that follows
-        in-place updates of the weights. See [`MultiHeadAttention.fuse_qkv`].
+        in-place updates of the weights: at every uncompiled call, at ``model.eval()`` and after ``load_state_dict``
+        (a ``torch.compile``d graph cannot check; call this again after editing the weights by hand). See
+        [`MultiHeadAttention.fuse_qkv`].
 
         Returns:
             the model itself, so ``model = AutoModelForCausalLM.from_pretrained(path).fuse_qkv_projections()``.
