@@ -2,9 +2,10 @@
 
 The stacked matrix is a copy for speed; ``q_proj``, ``k_proj`` and ``v_proj`` stay the parameters and the saved
 weights. These tests check that the fused model computes what the unfused one does (every family, every kernel,
-generation with both caches; compiled generation is in tests/test_performance_properties.py), that checkpoints do
-not change, that training still reaches the three parameters, and that the copy follows the weights when they
-change.
+generation with both caches; compiled generation is in tests/test_performance_properties.py) with fewer matrix
+products, that checkpoints do not change, that training still reaches the three parameters, that the copy follows
+the weights when they change (also in a compiled forward), and that hooked or wrapped (LoRA-style) projections
+are never bypassed.
 """
 
 from __future__ import annotations
