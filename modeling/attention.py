@@ -134,7 +134,7 @@ class MultiHeadAttention(nn.Module):
         """Stack Wq, Wk and Wv (and their biases) into one `(3C, C)` matrix, so that self-attention computes Q, K and
         V in one matrix product instead of three whenever no gradient is needed (``generate``, pipelines,
         ``torch.no_grad()``). The same numbers as three products, up to float rounding, in one call instead of
-        three: compiled generation at batch 1 ran 4-8% faster on CPU, uncompiled within noise
+        three: compiled generation at batch 1 ran 4-9% faster on CPU, uncompiled within noise
         (bench/results/transformers.md).
 
         ``q_proj``, ``k_proj`` and ``v_proj`` stay the parameters and stay what is saved: the stack is a copy kept
