@@ -146,8 +146,8 @@ class MultiHeadAttention(nn.Module):
         matrices; ``unfuse_qkv`` frees it.
 
         A ``torch.compile``d graph cannot check the weights' versions: it uses the copy as last rebuilt, which
-        happens at every uncompiled call (``generate`` runs the prompt uncompiled), at ``model.eval()`` and after
-        ``load_state_dict``. After editing the weights in place by hand, call ``fuse_qkv`` again before a
+        happens at every uncompiled call (``generate`` runs the prompt uncompiled), on switching to eval mode and
+        after ``load_state_dict``. After editing the weights in place by hand, call ``fuse_qkv`` again before a
         compiled call; so too after assigning a new parameter object to a projection.
         """
         if self._stack_hook is None:
@@ -275,9 +275,9 @@ class FuseQKVMixin:
         needed (``generate``, pipelines, ``torch.no_grad()``): same outputs up to float rounding, faster where
         calls dominate (compiled generation at batch 1: bench/bench_transformers.py). Parameters and checkpoints are
         unchanged; each layer keeps a stacked copy of Wq, Wk, Wv (more memory: 3 C x C per layer) that follows
-        in-place updates of the weights: at every uncompiled call, at ``model.eval()`` and after ``load_state_dict``
-        (a ``torch.compile``d graph cannot check; call this again after editing the weights by hand). See
-        [`MultiHeadAttention.fuse_qkv`].
+        in-place updates of the weights: at every uncompiled call, on switching to eval mode and after
+        ``load_state_dict`` (a ``torch.compile``d graph cannot check; call this again after editing the weights
+        by hand). See [`MultiHeadAttention.fuse_qkv`].
 
         Returns:
             the model itself, so ``model = AutoModelForCausalLM.from_pretrained(path).fuse_qkv_projections()``.
