@@ -28,7 +28,10 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 __all__ = [
     "eager_attention_forward",
     "MultiHeadAttention",
-    "FuseQKVMixin",
+    "InferenceLayoutMixin",
+    "WEIGHT_LAYOUTS",
+    "is_in_out",
+    "contiguous_tensors",
     "sinusoidal_position_encoding",
     "RotaryEmbedding",
     "apply_rotary_pos_emb",
@@ -177,6 +180,8 @@ class MultiHeadAttention(nn.Module):
         self._stack_sources = [p for proj in projections for p in (proj.weight, proj.bias) if p is not None]
         with torch.no_grad():
             weight = torch.cat([proj.weight for proj in projections])  # (3C, C)
+            if all(is_in_out(proj.weight) for proj in projections):  # the stack takes its sources' layout
+                weight = weight.t().contiguous().t()  # (see set_weight_layout)
             bias = None if self.q_proj.bias is None else torch.cat([proj.bias for proj in projections])  # (3C,)
         self.register_buffer("stacked_qkv_weight", weight, persistent=False)
         self.register_buffer("stacked_qkv_bias", bias, persistent=False)
@@ -267,8 +272,44 @@ class MultiHeadAttention(nn.Module):
         return self.o_proj(output), weights
 
 
-class FuseQKVMixin:
-    """``fuse_qkv_projections()`` / ``unfuse_qkv_projections()`` for a model built of [`MultiHeadAttention`]s."""
+WEIGHT_LAYOUTS = ("out_in", "in_out")
+
+
+def is_in_out(weight: torch.Tensor) -> bool:
+    """Whether a linear layer's `(out, in)` weight is stored as its transpose: `(in, out)` row-major (the
+    ``"in_out"`` layout of [`InferenceLayoutMixin.set_weight_layout`]; a `(1, 1)` matrix counts as both)."""
+    return weight.dim() == 2 and weight.stride() == (1, weight.shape[0])
+
+
+def contiguous_tensors(state_dict: dict) -> dict:
+    """``state_dict`` with each non-contiguous tensor (an ``"in_out"`` weight) replaced by a contiguous copy, one
+    copy for tensors that shared memory (a tied head stays recognisably tied): what safetensors and transformers'
+    search for tied weights can read."""
+    copies, out = {}, {}
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.device.type != "meta" and not value.is_contiguous():
+            where = (value.data_ptr(), tuple(value.shape), value.stride())
+            if where not in copies:
+                copies[where] = value.contiguous()
+            value = copies[where]
+        out[key] = value
+    return out
+
+
+class InferenceLayoutMixin:
+    """``fuse_qkv_projections()`` / ``unfuse_qkv_projections()`` and ``set_weight_layout()`` for a model built of
+    [`MultiHeadAttention`]s: how the weights are held in memory for fast inference, never what they are."""
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``, also after ``set_weight_layout("in_out")``: weights stored transposed
+        are written from contiguous copies (the file holds the same `(out, in)` matrices either way)."""
+        if len(args) < 2:  # (the state_dict is save_pretrained's third positional argument)
+            state_dict = kwargs.get("state_dict")
+            if state_dict is None and not all(p.is_contiguous() for p in self.parameters()):
+                state_dict = self.state_dict()
+            if state_dict is not None:
+                kwargs["state_dict"] = contiguous_tensors(state_dict)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def fuse_qkv_projections(self):
         """Compute Q, K and V of every self-attention with one matrix product instead of three when no gradient is
@@ -292,6 +333,43 @@ class FuseQKVMixin:
         for module in self.modules():
             if isinstance(module, MultiHeadAttention):
                 module.unfuse_qkv()
+        return self
+
+    def set_weight_layout(self, layout: str):
+        """Store every linear layer's weight matrix `W` `(out, in)` in ``layout``: ``"in_out"`` keeps it as its
+        transpose, `(in, out)` row-major (the layout of GPT-2's ``Conv1D``), ``"out_in"`` as ``nn.Linear`` makes it.
+
+        Only the memory layout changes: each weight keeps its shape, values, name and parameter object, so outputs
+        (up to float rounding), ``state_dict`` and saved checkpoints are the same, and training, ``.to()`` and
+        ``load_state_dict`` keep the layout. What changes is speed on CPU: a product with a few rows of input
+        (decoding) reads ``"in_out"`` weights faster, most of all the output head's, the largest product of a
+        decoding step (bench/bench_transformers.py measures it). A head tied to the token embeddings takes the
+        layout with them: a lookup then reads strided columns, a few microseconds a decoded token. Training steps
+        gain nothing from it. A stacked Q/K/V copy ([`fuse_qkv_projections`]) follows its sources' layout.
+
+        ``from_pretrained`` builds weights in ``nn.Linear``'s layout: call this after loading, e.g.
+        ``model = AutoModelForCausalLM.from_pretrained(path).fuse_qkv_projections().set_weight_layout("in_out")``.
+
+        Args:
+            layout (`str`): ``"in_out"`` or ``"out_in"`` (``nn.Linear``'s, the default).
+
+        Returns:
+            the model itself.
+        """
+        if layout not in WEIGHT_LAYOUTS:
+            raise ValueError(
+                f"weight layout {layout!r} is not one of {WEIGHT_LAYOUTS}: 'in_out' stores each linear weight "
+                f"(out, in) as its transpose, 'out_in' as nn.Linear does"
+            )
+        transpose = layout == "in_out"
+        with torch.no_grad():
+            for module in self.modules():
+                if type(module) is nn.Linear and is_in_out(module.weight) != transpose:
+                    weight = module.weight  # (the same parameter object: optimizers and tied modules keep it)
+                    weight.data = weight.data.t().contiguous().t() if transpose else weight.data.contiguous()
+        for module in self.modules():
+            if isinstance(module, MultiHeadAttention):
+                module._restack()  # (a stacked copy, if any, follows)
         return self
 
 

@@ -37,7 +37,7 @@ from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from .attention import (CACHE_NAME, FuseQKVMixin, MultiHeadAttention, RotaryEmbedding, check_input_ids,
+from .attention import (CACHE_NAME, InferenceLayoutMixin, MultiHeadAttention, RotaryEmbedding, check_input_ids,
                         grow_in_place, pick_cache, sinusoidal_position_encoding)
 from .configuration_decoder import DecoderConfig
 
@@ -119,7 +119,7 @@ class DecoderLayer(GradientCheckpointingLayer):
         return hidden_states
 
 
-class DecoderPreTrainedModel(FuseQKVMixin, PreTrainedModel):
+class DecoderPreTrainedModel(InferenceLayoutMixin, PreTrainedModel):
     """Weight init and the transformers class attributes shared by [`DecoderModel`] and [`DecoderForCausalLM`]."""
 
     config_class = DecoderConfig

@@ -36,7 +36,7 @@ from transformers.modeling_outputs import (
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from .attention import (FuseQKVMixin, MultiHeadAttention, RotaryEmbedding, check_input_ids,
+from .attention import (InferenceLayoutMixin, MultiHeadAttention, RotaryEmbedding, check_input_ids,
                         sinusoidal_position_encoding)
 from .configuration_encoder import EncoderConfig
 
@@ -195,7 +195,7 @@ class EncoderLMHead(nn.Module):
         return self.out_proj(hidden_states)  # (B, T, V)
 
 
-class EncoderPreTrainedModel(FuseQKVMixin, PreTrainedModel):
+class EncoderPreTrainedModel(InferenceLayoutMixin, PreTrainedModel):
     """Base class: config class, weight initialisation (normal(0, initializer_range) for Linear and
     Embedding, zero biases, unit LayerNorms, from transformers), attention back-ends, checkpointing."""
 

@@ -44,7 +44,7 @@ from transformers.utils import TransformersKwargs, can_return_tuple
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .attention import (CACHE_NAME, FuseQKVMixin, MultiHeadAttention, RotaryEmbedding, check_input_ids,
+from .attention import (CACHE_NAME, InferenceLayoutMixin, MultiHeadAttention, RotaryEmbedding, check_input_ids,
                         grow_in_place, pick_cache, sinusoidal_position_encoding)
 from .configuration_seq2seq import Seq2SeqConfig
 
@@ -227,7 +227,7 @@ class Seq2SeqDecoderLayer(GradientCheckpointingLayer):
         return hidden_states
 
 
-class Seq2SeqPreTrainedModel(FuseQKVMixin, PreTrainedModel):
+class Seq2SeqPreTrainedModel(InferenceLayoutMixin, PreTrainedModel):
     """Weight initialisation, attention-kernel support and the embedding step shared by encoder and decoder."""
 
     config_class = Seq2SeqConfig

@@ -116,23 +116,25 @@ def assert_same_generation(got, expected):
         assert_close(a, b, atol=1e-5, msg=f"step {step}")
 
 
+def greedy(model, cache: str | None = None):
+    """A greedy generation of 3 prompts with its per-step logits (decoder: 12 new tokens from 5; seq2seq: 10 from a
+    source of 6), with the given cache implementation."""
+    decoder = not model.config.is_encoder_decoder
+    ids = ids_tensor((3, 5 if decoder else 6), low=4)
+    new = 12 if decoder else 10
+    return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
+                          cache_implementation=cache, return_dict_in_generate=True, output_logits=True, **GREEDY)
+
+
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_fused_decoder_generates_the_same_tokens(cache):
     model = make("decoder").eval()
-    ids = ids_tensor((3, 5), low=4)
-    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=12, min_new_tokens=12,
-                  cache_implementation=cache, return_dict_in_generate=True, output_logits=True, **GREEDY)
-    assert_same_generation(model.fuse_qkv_projections().generate(ids, **kwargs),
-                           model.unfuse_qkv_projections().generate(ids, **kwargs))
+    assert_same_generation(greedy(model.fuse_qkv_projections(), cache), greedy(model.unfuse_qkv_projections(), cache))
 
 
 def test_fused_seq2seq_generates_the_same_tokens():
     model = make("seq2seq").eval()
-    ids = ids_tensor((3, 6), low=4)
-    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=10, min_new_tokens=10,
-                  return_dict_in_generate=True, output_logits=True, **GREEDY)
-    assert_same_generation(model.fuse_qkv_projections().generate(ids, **kwargs),
-                           model.unfuse_qkv_projections().generate(ids, **kwargs))
+    assert_same_generation(greedy(model.fuse_qkv_projections()), greedy(model.unfuse_qkv_projections()))
 
 
 def test_checkpoints_and_state_dict_do_not_change(tmp_path):

@@ -146,9 +146,11 @@ def _outputs(model_type, model, tokenizer, torch):
         out["logits"] = model(input_ids=ids, attention_mask=mask).logits
         out["generated"] = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False,
                                           pad_token_id=0)
-        model.fuse_qkv_projections()  # the remote code carries the inference option too
+        model.fuse_qkv_projections()  # the remote code carries the inference options too
         out["fused_logits"] = model(input_ids=ids, attention_mask=mask).logits
-        model.unfuse_qkv_projections()
+        model.set_weight_layout("in_out")
+        out["in_out_logits"] = model(input_ids=ids, attention_mask=mask).logits
+        model.set_weight_layout("out_in").unfuse_qkv_projections()
     elif model_type == "w2vformer_seq2seq":
         start = torch.tensor([[model.config.decoder_start_token_id, 5, 6, 7]])
         out["logits"] = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start).logits

@@ -230,14 +230,16 @@ def test_decoding_step_work_does_not_grow_with_the_cache(monkeypatch):
 # ------------------------------------------------------------------------------------ compile
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["three-products", "fuse_qkv_projections"])
-def test_static_cache_generation_compiles_once(fused):
+@pytest.mark.parametrize("options", ["", "fused", "fused-in_out"])
+def test_static_cache_generation_compiles_once(options):
     """generate with a static cache and a compile config runs the decoding steps through one compiled graph
     (fullgraph, no recompilation per step: the shapes do not change) and gives the uncompiled tokens; also with
-    the stacked Q/K/V copy of ``fuse_qkv_projections()``."""
+    the stacked Q/K/V copy of ``fuse_qkv_projections()`` and with the weights of ``set_weight_layout("in_out")``."""
     model = tiny_decoder()
-    if fused:
+    if "fused" in options:
         model.fuse_qkv_projections()
+    if "in_out" in options:
+        model.set_weight_layout("in_out")
     ids = ids_tensor((2, 5), low=4)
     kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=6, min_new_tokens=6,
                   cache_implementation="static", **GREEDY)
