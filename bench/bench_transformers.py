@@ -14,7 +14,8 @@ other processes hits both alike; the ratio reported is the median of the per-rep
 Sections (``--only``):
     train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel
     generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s, ours as built and ours
-              after ``fuse_qkv_projections()`` (one product for Q, K and V), timed in the same rounds; the cost of
+              after ``fuse_qkv_projections()`` (one product for Q, K and V) and after that and
+              ``set_weight_layout("in_out")`` (weights stored (in, out)), timed in the same rounds; the cost of
               a decoding step at step ~1000 against step ~10 (dynamic and static cache), what the extra time goes to
               (torch.profiler) and an estimate of the least it can be (attention alone over the cache read from
               memory); steps with ~4000 tokens cached; ours appending in place against ours concatenating at four
@@ -26,7 +27,7 @@ Sections (``--only``):
               ru_maxrss minus the resident set after the model is built and warmed up; on CUDA it is
               ``torch.cuda.max_memory_allocated`` minus the allocation after the warm-up.
     compile   torch.compile (inductor) speed-up of the decoder forward and of generation with a static cache
-              (ours, ours fused, stock)
+              (ours, ours fused, ours fused in_out, stock)
 """
 
 from __future__ import annotations
@@ -254,23 +255,34 @@ def bench_train(a, rows):
             gc.collect()
 
 
+# ours as built, and with the inference options of InferenceLayoutMixin: name -> how the row says it
+VARIANTS = {"ours": "", "ours fused": ", fuse_qkv_projections()",
+            "ours fused in_out": ", fuse_qkv_projections() + set_weight_layout('in_out')"}
+
+
+def inference_variants(ours) -> dict:
+    """``ours`` and copies of it with each inference option of VARIANTS applied."""
+    return {"ours": ours, "ours fused": copy.deepcopy(ours).fuse_qkv_projections(),
+            "ours fused in_out": copy.deepcopy(ours).fuse_qkv_projections().set_weight_layout("in_out")}
+
+
 def bench_generate(a, rows):
     import torch
 
     for family in [f for f in a.families if f != "encoder"]:
         ours, stock = make_pair(family, "sdpa", a, a.max_len)
-        models = {"ours": ours, "ours fused": copy.deepcopy(ours).fuse_qkv_projections(), "stock": stock}
+        models = {"stock": stock, **inference_variants(ours)}
         for batch_size in (1, 8):
             inputs = generation_inputs(family, batch_size, a)
             kw = generate_kwargs(family, a.new_tokens)
             fns = {name: (lambda m=model: m.generate(**inputs, **kw)) for name, model in models.items()}
             with torch.no_grad():
                 expected = fns["stock"]()
-                same = {name: torch.equal(fns[name](), expected) for name in ("ours", "ours fused")}
+                same = {name: torch.equal(fns[name](), expected) for name in VARIANTS}
                 times = rotation(fns, a.repeats, a.device)  # all three in the same rounds
             tokens = batch_size * a.new_tokens
             t_s = statistics.median(times["stock"])
-            for name, how in (("ours", ""), ("ours fused", ", fuse_qkv_projections()")):
+            for name, how in VARIANTS.items():
                 ratio = statistics.median(s / o for o, s in zip(times[name], times["stock"]))
                 rows.append(("generate", f"{family} ({STOCK_NAMES[family]}) greedy B={batch_size}, {a.new_tokens} new"
                              + how + ("" if same[name] else " [generations differ]"),
@@ -494,14 +506,18 @@ def compile_row(rows, workload: str, times: dict, compile_s: dict, same: dict | 
     print_row(rows[-1])
 
 
-def fused_compile_row(rows, workload: str, times: dict, compile_s: dict, same: dict | None = None):
-    """One row: ours with ``fuse_qkv_projections()``, compiled, against compiled stock (the same rounds)."""
-    speedup = statistics.median(e / c for e, c in zip(times["ours fused", "eager"], times["ours fused", "compiled"]))
-    ratio = statistics.median(s / o for o, s in zip(times["ours fused", "compiled"], times["stock", "compiled"]))
-    differs = "" if same is None or same["ours fused"] else " [differs]"
-    rows.append(("compile", f"{workload}, ours with fuse_qkv_projections(): compiled over uncompiled; ratio: compiled",
-                 f"x{speedup:.2f} (compile {compile_s['ours fused']:.0f} s){differs}", "(as above)", ratio, ""))
-    print_row(rows[-1])
+def variant_compile_rows(rows, workload: str, times: dict, compile_s: dict, same: dict | None = None):
+    """One row per inference variant of ours (fused; fused and in_out), compiled, against compiled stock (the same
+    rounds)."""
+    for name, how in VARIANTS.items():
+        if name == "ours":
+            continue
+        speedup = statistics.median(e / c for e, c in zip(times[name, "eager"], times[name, "compiled"]))
+        ratio = statistics.median(s / o for o, s in zip(times[name, "compiled"], times["stock", "compiled"]))
+        differs = "" if same is None or same[name] else " [differs]"
+        rows.append(("compile", f"{workload}, ours with {how.lstrip(', ')}: compiled over uncompiled; ratio: compiled",
+                     f"x{speedup:.2f} (compile {compile_s[name]:.0f} s){differs}", "(as above)", ratio, ""))
+        print_row(rows[-1])
 
 
 def bench_compile(a, rows):
@@ -514,7 +530,7 @@ def bench_compile(a, rows):
     from transformers import CompileConfig
 
     ours, stock = make_pair("decoder", "sdpa", a, a.max_len)
-    models = {"ours": ours, "stock": stock, "ours fused": copy.deepcopy(ours).fuse_qkv_projections()}
+    models = {"stock": stock, **inference_variants(ours)}
     batch = make_batch("decoder", 4, 128, a.vocab, a.device, labels=False)
     fns, compile_s = {}, {}
     try:
@@ -536,7 +552,7 @@ def bench_compile(a, rows):
         return
     compile_row(rows, "decoder forward B=4 L=128, no grad: speed-up of torch.compile over eager; ratio: compiled",
                 times, compile_s)
-    fused_compile_row(rows, "decoder forward B=4 L=128, no grad", times, compile_s)
+    variant_compile_rows(rows, "decoder forward B=4 L=128, no grad", times, compile_s)
 
     new = min(a.new_tokens, 64)
     inputs = generation_inputs("decoder", 1, a)
@@ -564,7 +580,7 @@ def bench_compile(a, rows):
         return
     compile_row(rows, f"decoder generate B=1, {new} new, static cache: compiled over uncompiled; ratio: compiled",
                 times, compile_s, same)
-    fused_compile_row(rows, f"decoder generate B=1, {new} new, static cache", times, compile_s, same)
+    variant_compile_rows(rows, f"decoder generate B=1, {new} new, static cache", times, compile_s, same)
 
 
 # ----------------------------------------------------------------------------------------------- memory
