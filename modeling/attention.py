@@ -343,9 +343,10 @@ class InferenceLayoutMixin:
         (up to float rounding), ``state_dict`` and saved checkpoints are the same, and training, ``.to()`` and
         ``load_state_dict`` keep the layout. What changes is speed on CPU: a product with a few rows of input
         (decoding) reads ``"in_out"`` weights faster, most of all the output head's, the largest product of a
-        decoding step (bench/bench_transformers.py measures it). A head tied to the token embeddings takes the
-        layout with them: a lookup then reads strided columns, a few microseconds a decoded token. Training steps
-        gain nothing from it. A stacked Q/K/V copy ([`fuse_qkv_projections`]) follows its sources' layout.
+        decoding step. With [`fuse_qkv_projections`] too, batch-1 greedy decoding on the benchmark's small decoder
+        ran 1.23x stock GPT-2's speed (bench/results/transformers.md). A head tied to the token embeddings takes
+        the layout with them: a lookup then reads strided columns, a few microseconds a decoded token. Training
+        steps and other large products gain nothing from it. A stacked Q/K/V copy follows its sources' layout.
 
         ``from_pretrained`` builds weights in ``nn.Linear``'s layout: call this after loading, e.g.
         ``model = AutoModelForCausalLM.from_pretrained(path).fuse_qkv_projections().set_weight_layout("in_out")``.
