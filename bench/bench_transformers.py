@@ -279,7 +279,7 @@ def bench_generate(a, rows):
             with torch.no_grad():
                 expected = fns["stock"]()
                 same = {name: torch.equal(fns[name](), expected) for name in VARIANTS}
-                times = rotation(fns, a.repeats, a.device)  # all three in the same rounds
+                times = rotation(fns, a.repeats, a.device)  # all of them in the same rounds
             tokens = batch_size * a.new_tokens
             t_s = statistics.median(times["stock"])
             for name, how in VARIANTS.items():
