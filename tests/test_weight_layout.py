@@ -115,6 +115,8 @@ def test_checkpoints_are_unchanged_and_loading_keeps_the_layout(tmp_path):
     reloaded = type(model).from_pretrained(tmp_path).eval()
     assert not any(is_in_out(w) for w in linear_weights(reloaded).values()), "from_pretrained builds nn.Linear's"
     assert_close(logits(reloaded, batch), logits(model, batch), atol=1e-5)
+    model.save_pretrained(tmp_path / "given", state_dict=model.state_dict())  # as Trainer saves its checkpoints
+    assert load_file(tmp_path / "given" / "model.safetensors").keys() == saved.keys()
 
     model.load_state_dict(make("decoder").state_dict())  # copies into the parameters: the layout stays
     assert all(is_in_out(w) for w in linear_weights(model).values())
