@@ -146,15 +146,26 @@ def test_bad_inputs_are_clear(corpus, tmp_path):
     assert not (tmp_path / "fresh" / "config.json").exists()
 
 
-def test_cli_train_and_generate(corpus, tmp_path, capsys):
+def test_cli_train_and_generate(corpus, tmp_path, capsys, monkeypatch):
     out = tmp_path / "cli"
     code = main(["train", "clm", str(corpus / "text.txt"), "--output", str(out), "--hidden-size", "16",
                  "--layers", "1", "--heads", "2", "--block-size", "8", "--max-steps", "2", "--batch-size", "4",
                  "--vocab-size", "300", "--config", '{"dropout": 0.0}'])
     assert code == 0 and (out / "model.safetensors").is_file()
     assert "saved DecoderForCausalLM" in capsys.readouterr().out
+    from w2vformer.modeling.modeling_decoder import DecoderForCausalLM
+
+    layouts = []
+    original = DecoderForCausalLM.set_weight_layout
+    monkeypatch.setattr(DecoderForCausalLM, "set_weight_layout",
+                        lambda self, layout: layouts.append(layout) or original(self, layout))
     assert main(["generate", str(out), "the cat", "--max-new-tokens", "3"]) == 0
-    assert capsys.readouterr().out.startswith("the cat => ")
+    assert layouts == ["in_out"], "the CLI did not decode with the inference options"
+    fast = capsys.readouterr().out
+    assert fast.startswith("the cat => ")
+    assert main(["generate", str(out), "the cat", "--max-new-tokens", "3", "--plain-layout"]) == 0
+    assert capsys.readouterr().out == fast  # the inference options change the speed, not the text
+    assert layouts == ["in_out"], "--plain-layout still changed the layout"
     # bad input: one line on stderr, exit code 2, no traceback
     assert main(["train", "clm", str(corpus / "text.txt"), "--output", str(tmp_path / "y"), "--config", "{oops"]) == 2
     assert "--config is not valid JSON" in capsys.readouterr().err

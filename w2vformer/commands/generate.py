@@ -15,11 +15,19 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (50)")
     p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (1 = off)")
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (0)")
+    p.add_argument("--plain-layout", action="store_true",
+                   help="keep the weights as loaded; by default a w2vformer model on CPU first runs "
+                        "fuse_qkv_projections() and set_weight_layout('in_out'), which decode faster")
     p.set_defaults(func=_generate)
 
 
-def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperature=1.0, top_k=50, beams=1, seed=0):
-    """Load ``model_dir`` through the Auto classes and return one generated text per prompt."""
+def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperature=1.0, top_k=50, beams=1, seed=0,
+                   fast_layout=True):
+    """Load ``model_dir`` through the Auto classes and return one generated text per prompt.
+
+    With ``fast_layout`` (the default), a w2vformer model on CPU decodes with its inference options,
+    ``fuse_qkv_projections()`` and ``set_weight_layout("in_out")``: the same numbers up to float rounding, in
+    fewer and faster matrix products."""
     import json
     from pathlib import Path
 
@@ -39,6 +47,8 @@ def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperat
                          "text; use a decoder (train clm) or encoder-decoder (train seq2seq) folder")
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     model = auto.from_pretrained(model_dir, use_safetensors=True).eval()
+    if fast_layout and hasattr(model, "set_weight_layout") and model.device.type == "cpu":
+        model.fuse_qkv_projections().set_weight_layout("in_out")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not seq2seq:
         tokenizer.padding_side = "left"
@@ -55,7 +65,7 @@ def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperat
 
 def _generate(args) -> int:
     texts = generate_texts(args.model, args.prompts, args.max_new_tokens, args.sample, args.temperature,
-                           args.top_k, args.beams, args.seed)
+                           args.top_k, args.beams, args.seed, fast_layout=not args.plain_layout)
     for prompt, text in zip(args.prompts, texts):
         print(f"{prompt} => {text.strip()}")
     return 0
