@@ -255,15 +255,18 @@ def bench_train(a, rows):
             gc.collect()
 
 
-# ours as built, and with the inference options of InferenceLayoutMixin: name -> how the row says it
-VARIANTS = {"ours": "", "ours fused": ", fuse_qkv_projections()",
-            "ours fused in_out": ", fuse_qkv_projections() + set_weight_layout('in_out')"}
+# ours as built, and with the inference options of InferenceLayoutMixin: name -> (what the row says, how to apply)
+VARIANTS = {
+    "ours": ("", None),
+    "ours fused": ("fuse_qkv_projections()", lambda m: m.fuse_qkv_projections()),
+    "ours fused in_out": ("fuse_qkv_projections() + set_weight_layout('in_out')",
+                          lambda m: m.fuse_qkv_projections().set_weight_layout("in_out")),
+}
 
 
 def inference_variants(ours) -> dict:
     """``ours`` and copies of it with each inference option of VARIANTS applied."""
-    return {"ours": ours, "ours fused": copy.deepcopy(ours).fuse_qkv_projections(),
-            "ours fused in_out": copy.deepcopy(ours).fuse_qkv_projections().set_weight_layout("in_out")}
+    return {name: apply(copy.deepcopy(ours)) if apply else ours for name, (_, apply) in VARIANTS.items()}
 
 
 def bench_generate(a, rows):
@@ -282,10 +285,10 @@ def bench_generate(a, rows):
                 times = rotation(fns, a.repeats, a.device)  # all of them in the same rounds
             tokens = batch_size * a.new_tokens
             t_s = statistics.median(times["stock"])
-            for name, how in VARIANTS.items():
+            for name, (how, _) in VARIANTS.items():
                 ratio = statistics.median(s / o for o, s in zip(times[name], times["stock"]))
                 rows.append(("generate", f"{family} ({STOCK_NAMES[family]}) greedy B={batch_size}, {a.new_tokens} new"
-                             + how + ("" if same[name] else " [generations differ]"),
+                             + (f", {how}" if how else "") + ("" if same[name] else " [generations differ]"),
                              f"{tokens / statistics.median(times[name]):,.0f} tok/s", f"{tokens / t_s:,.0f} tok/s",
                              ratio, ""))
                 print_row(rows[-1])
@@ -509,13 +512,13 @@ def compile_row(rows, workload: str, times: dict, compile_s: dict, same: dict | 
 def variant_compile_rows(rows, workload: str, times: dict, compile_s: dict, same: dict | None = None):
     """One row per inference variant of ours (fused; fused and in_out), compiled, against compiled stock (the same
     rounds)."""
-    for name, how in VARIANTS.items():
-        if name == "ours":
+    for name, (how, apply) in VARIANTS.items():
+        if apply is None:  # (ours as built has its own row)
             continue
         speedup = statistics.median(e / c for e, c in zip(times[name, "eager"], times[name, "compiled"]))
         ratio = statistics.median(s / o for o, s in zip(times[name, "compiled"], times["stock", "compiled"]))
         differs = "" if same is None or same[name] else " [differs]"
-        rows.append(("compile", f"{workload}, ours with {how.lstrip(', ')}: compiled over uncompiled; ratio: compiled",
+        rows.append(("compile", f"{workload}, ours with {how}: compiled over uncompiled; ratio: compiled",
                      f"x{speedup:.2f} (compile {compile_s[name]:.0f} s){differs}", "(as above)", ratio, ""))
         print_row(rows[-1])
 
