@@ -2,7 +2,8 @@
 
     python bench/bench_transformers.py --quick                     # smoke run, < 2 minutes
     python bench/bench_transformers.py --output bench/results/transformers.md
-    python bench/bench_transformers.py --device cuda --dtype bfloat16 --preset gpt2-small --peak-tflops 989
+    python bench/bench_transformers.py --device cuda --dtype bfloat16 --preset gpt2-small --peak-tflops 989 \
+        --only train --sizes 1024 --train-tokens 16384     # MFU of a ~125M decoder at sequence 1024 (H100 SXM)
 
 Each pair is our model and its stock equivalent (encoder: BERT, decoder: GPT-2, seq2seq: BART) with the same
 widths, depths, heads and vocabulary; the stock model is built with a fixed seed and converted with our
@@ -12,7 +13,9 @@ other processes hits both alike; the ratio reported is the median of the per-rep
 (> 1: ours is faster / uses less memory).
 
 Sections (``--only``):
-    train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel
+    train     forward + backward + AdamW step, tokens/s, per sequence length and attention kernel; with
+              ``--peak-tflops``, model FLOPs utilisation: the forward and backward FLOPs of the batch, counted by
+              torch's FlopCounterMode (see ``train_flops``), per second, over the device's peak
     generate  greedy decoding with the KV cache (batch 1 and 8, 128 new tokens), tokens/s, ours as built and ours
               after ``fuse_qkv_projections()`` (one product for Q, K and V) and after that and
               ``set_weight_layout("in_out")`` (weights stored (in, out)), timed in the same rounds; the cost of
@@ -161,9 +164,27 @@ def make_batch(family: str, batch: int, length: int, vocab: int, device, labels:
     return out
 
 
-def n_params(model, exclude_positions: bool = True) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if not (exclude_positions and "position" in n
-                                                                     or exclude_positions and n.endswith("wpe.weight")))
+def train_flops(model, family: str, length: int, a) -> int:
+    """FLOPs of the forward and backward of one training sequence of ``length`` tokens (seq2seq: ``length``
+    source and ``length`` target tokens), counted by ``torch.utils.flop_counter.FlopCounterMode``.
+
+    Counted rather than estimated as 6 N per token: that estimate leaves out attention's ``QK^T`` and ``A V``
+    (12 x layers x hidden x L per token: 15% on top of 6 N at GPT-2 small's shape and L = 1024), and for seq2seq,
+    whose encoder and decoder weights each see only half of the tokens, it counts nearly twice the work. The
+    count runs with eager attention, whose matrix products the counter sees on any device (it has no formula
+    for the CPU sdpa kernel); the attention math, and so the model FLOPs, are the same for every kernel. The
+    optimizer step is not counted (as in the usual MFU)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    impl = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(**make_batch(family, 1, length, a.vocab, a.device)).loss.backward()
+    finally:
+        model.set_attn_implementation(impl)
+        model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 # ----------------------------------------------------------------------------------------------- timing
@@ -245,7 +266,7 @@ def bench_train(a, rows):
                     stock_cell = f"{tokens / t_s:,.0f} tok/s"
                 extra = ""
                 if a.peak_tflops:
-                    mfu = 6 * n_params(ours) * tokens / t_o / (a.peak_tflops * 1e12)
+                    mfu = batch_size * train_flops(ours, family, length, a) / t_o / (a.peak_tflops * 1e12)
                     extra = f" (MFU ours {100 * mfu:.1f}%)"
                 no_dropout = " (no attention dropout)" if impl == "flex_attention" else ""
                 rows.append(("train", f"{family} ({STOCK_NAMES[family]}) {impl}{no_dropout} L={length} B={batch_size}",
@@ -806,7 +827,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: 1 on CPU, where the cores are shared and idle OpenMP threads "
                         "spinning for a busy core cost several times the work; torch's choice on CUDA)")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device peak, for MFU = 6 N tokens/s / peak")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak dense TFLOP/s in the --dtype used (H100 SXM bf16: 989), for model FLOPs "
+                        "utilisation: counted forward + backward FLOPs per second / peak")
     p.add_argument("--output", default=None, help="also write the table (markdown) to this file")
     a = p.parse_args(argv)
     for key, value in PRESETS[a.preset].items():
