@@ -348,6 +348,11 @@ class InferenceLayoutMixin:
         the layout with them: a lookup then reads strided columns, a few microseconds a decoded token. Training
         steps and other large products gain nothing from it. A stacked Q/K/V copy follows its sources' layout.
 
+        It is a float32 option. In bfloat16 and float16 on CPU it works the other way. On the benchmark's machine
+        (an AVX2 CPU without native bfloat16), products with ``"in_out"`` weights ran 3-12x slower, and greedy
+        decoding in bfloat16 2.6-4.5x slower. GPT-2's ``Conv1D`` pays that price there; ours as built does not.
+        On a GPU, cuBLAS takes either layout as it is; the speed there has not been measured.
+
         ``from_pretrained`` builds weights in ``nn.Linear``'s layout: call this after loading, e.g.
         ``model = AutoModelForCausalLM.from_pretrained(path).fuse_qkv_projections().set_weight_layout("in_out")``.
 

@@ -2,6 +2,7 @@
 the saved run folder, and bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -166,6 +167,18 @@ def test_cli_train_and_generate(corpus, tmp_path, capsys, monkeypatch):
     assert main(["generate", str(out), "the cat", "--max-new-tokens", "3", "--plain-layout"]) == 0
     assert capsys.readouterr().out == fast  # the inference options change the speed, not the text
     assert layouts == ["in_out"], "--plain-layout still changed the layout"
+    # a bfloat16 checkpoint loads as bfloat16 and is fused, but keeps nn.Linear's layout: on CPU, (in, out)
+    # weights made bfloat16 products several times slower
+    half = tmp_path / "cli-bf16"
+    shutil.copytree(out, half)
+    DecoderForCausalLM.from_pretrained(out).to(torch.bfloat16).save_pretrained(half)
+    fused = []
+    original_fuse = DecoderForCausalLM.fuse_qkv_projections
+    monkeypatch.setattr(DecoderForCausalLM, "fuse_qkv_projections",
+                        lambda self: fused.append(self.dtype) or original_fuse(self))
+    assert main(["generate", str(half), "the cat", "--max-new-tokens", "3"]) == 0
+    assert capsys.readouterr().out.startswith("the cat => ")
+    assert fused == [torch.bfloat16] and layouts == ["in_out"], "a bfloat16 model was given the in_out layout"
     # bad input: one line on stderr, exit code 2, no traceback
     assert main(["train", "clm", str(corpus / "text.txt"), "--output", str(tmp_path / "y"), "--config", "{oops"]) == 2
     assert "--config is not valid JSON" in capsys.readouterr().err

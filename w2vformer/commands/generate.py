@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (0)")
     p.add_argument("--plain-layout", action="store_true",
                    help="keep the weights as loaded; by default a w2vformer model on CPU first runs "
-                        "fuse_qkv_projections() and set_weight_layout('in_out'), which decode faster")
+                        "fuse_qkv_projections() and, if its weights are float32, set_weight_layout('in_out'), "
+                        "which decode faster")
     p.set_defaults(func=_generate)
 
 
@@ -26,8 +27,10 @@ def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperat
     """Load ``model_dir`` through the Auto classes and return one generated text per prompt.
 
     With ``fast_layout`` (the default), a w2vformer model on CPU decodes with its inference options,
-    ``fuse_qkv_projections()`` and ``set_weight_layout("in_out")``: the same numbers up to float rounding, in
-    fewer and faster matrix products."""
+    ``fuse_qkv_projections()`` and, for float32 weights, ``set_weight_layout("in_out")``: the same numbers up to
+    float rounding, in fewer and faster matrix products. A bfloat16 or float16 checkpoint (``from_pretrained``
+    keeps the saved dtype) keeps ``nn.Linear``'s layout: on CPU, products with ``(in, out)`` weights in those
+    dtypes ran 3-12x slower (bench/results/transformers.md)."""
     import json
     from pathlib import Path
 
@@ -48,7 +51,9 @@ def generate_texts(model_dir, prompts, max_new_tokens=40, sample=False, temperat
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     model = auto.from_pretrained(model_dir, use_safetensors=True).eval()
     if fast_layout and hasattr(model, "set_weight_layout") and model.device.type == "cpu":
-        model.fuse_qkv_projections().set_weight_layout("in_out")
+        model.fuse_qkv_projections()
+        if model.dtype == torch.float32:
+            model.set_weight_layout("in_out")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not seq2seq:
         tokenizer.padding_side = "left"
