@@ -21,8 +21,8 @@ def bench():
     return module
 
 
-def tiny(**extra):
-    return SimpleNamespace(vocab=37, hidden=12, layers=2, heads=3, device="cpu", torch_dtype=torch.float32, **extra)
+def tiny():
+    return SimpleNamespace(vocab=37, hidden=12, layers=2, heads=3, device="cpu", torch_dtype=torch.float32)
 
 
 def test_decoder_flops_match_the_closed_form(bench):
